@@ -1,0 +1,44 @@
+# One-command set-up: every target creates .venv and installs the pinned dependencies first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo quick test test-quick lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	# tf-keras only writes authentic Keras-2 HDF5 files for the tests; --no-deps keeps it
+	# from pulling in the full `tensorflow` package beside tensorflow-cpu.
+	$(PY) -m pip install -q --no-deps tf-keras==2.21.0
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: train on the built-in synthetic shapes data, evaluate, save detections.
+demo: $(STAMP)
+	$(PY) samples/shapes/train.py
+
+## A one-minute smoke run of the main job.
+quick: $(STAMP)
+	$(PY) samples/shapes/train.py --quick
+
+## The full test suite (what CI runs).
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## Fast unit tests only.
+test-quick: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(PY) -m ruff check mrcnn samples tests bench
+
+bench: $(STAMP)
+	$(PY) bench/data_pipeline.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
