@@ -1,0 +1,101 @@
+"""Run directories and checkpoint names, matterport's scheme (pure Python, no TensorFlow).
+
+A run lives in `{model_dir}/{name}{YYYYmmddTHHMM}/` and writes one checkpoint per epoch,
+`mask_rcnn_{name}_{epoch:04d}.h5` (1-based epochs). Loading a checkpoint whose path follows
+this pattern continues that run: same directory, next epoch.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import os
+import re
+from dataclasses import dataclass
+
+_RUN_DIR = r"(?P<name>[\w-]+?)(?P<stamp>\d{8}T\d{4})"
+_CHECKPOINT = r"mask_rcnn_(?P<cname>[\w-]+)_(?P<epoch>\d{4})\.h5"
+_CHECKPOINT_PATH = re.compile(r".*[/\\]" + _RUN_DIR + r"[/\\]" + _CHECKPOINT + r"$")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Where a run writes: its directory, checkpoint template and the epoch to start from."""
+
+    log_dir: str
+    checkpoint_path: str  # with an {epoch:04d} field
+    epoch: int  # number of epochs already done (0-based start epoch for Keras)
+
+
+def run_dir_name(name: str, when: datetime.datetime) -> str:
+    """`{name}{YYYYmmddTHHMM}` with the name lower-cased, as matterport."""
+    return f"{name.lower()}{when:%Y%m%dT%H%M}"
+
+
+def checkpoint_template(log_dir: str, name: str) -> str:
+    """`{log_dir}/mask_rcnn_{name}_{epoch:04d}.h5`."""
+    return os.path.join(log_dir, f"mask_rcnn_{name.lower()}_" + "{epoch:04d}.h5")
+
+
+def run_info(model_dir: str, name: str, model_path: str | None = None,
+             now: datetime.datetime | None = None) -> RunInfo:
+    """The run to write to: a new one stamped `now`, or the run `model_path` belongs to.
+
+    Args:
+        model_dir: the parent directory of all runs.
+        name: the config NAME.
+        model_path: a checkpoint being loaded; when it matches the naming scheme, training
+            continues in its run directory at the epoch after the checkpoint's.
+        now: the time stamp of a new run (default: the current time).
+    """
+    epoch = 0
+    when = now or datetime.datetime.now()
+    if model_path:
+        m = _CHECKPOINT_PATH.match(os.path.abspath(model_path))
+        if m:
+            when = datetime.datetime.strptime(m.group("stamp"), "%Y%m%dT%H%M")
+            # Checkpoint epochs are 1-based, Keras' are 0-based: epoch N done -> start at N.
+            epoch = int(m.group("epoch"))
+            log_dir = os.path.dirname(os.path.abspath(model_path))
+            return RunInfo(log_dir, checkpoint_template(log_dir, name), epoch)
+    log_dir = os.path.join(model_dir, run_dir_name(name, when))
+    return RunInfo(log_dir, checkpoint_template(log_dir, name), epoch)
+
+
+def list_checkpoints(run_dir: str, name: str) -> list[str]:
+    """The checkpoints of one run for config `name`, ordered by epoch."""
+    pattern = re.compile(rf"mask_rcnn_{re.escape(name.lower())}_(\d{{4}})\.h5$")
+    found = []
+    for entry in os.listdir(run_dir):
+        m = pattern.match(entry)
+        if m and os.path.isfile(os.path.join(run_dir, entry)):
+            found.append((int(m.group(1)), os.path.join(run_dir, entry)))
+    return [path for _, path in sorted(found)]
+
+
+def find_last(model_dir: str, name: str) -> str:
+    """The newest checkpoint of the newest run of config `name` under `model_dir`.
+
+    Runs are ordered by their time stamp. A newest run without any checkpoint yet (just
+    started, or crashed in its first epoch) does not hide an older run that has one.
+
+    Raises:
+        FileNotFoundError: no run directory for `name`, or no checkpoint in any of them.
+    """
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(errno.ENOENT, f"Model directory {model_dir!r} does not exist")
+    run_pattern = re.compile(rf"{re.escape(name.lower())}(\d{{8}}T\d{{4}})$")
+    runs = sorted((m.group(1), entry) for entry in os.listdir(model_dir)
+                  if (m := run_pattern.match(entry))
+                  and os.path.isdir(os.path.join(model_dir, entry)))
+    if not runs:
+        raise FileNotFoundError(
+            errno.ENOENT, f"Could not find a run directory for config {name!r} under "
+            f"{model_dir!r} (expected {name.lower()}YYYYmmddTHHMM)")
+    for _, entry in reversed(runs):
+        checkpoints = list_checkpoints(os.path.join(model_dir, entry), name)
+        if checkpoints:
+            return checkpoints[-1]
+    raise FileNotFoundError(
+        errno.ENOENT, f"Could not find weight files (mask_rcnn_{name.lower()}_NNNN.h5) in any "
+        f"run directory of {name!r} under {model_dir!r}")
