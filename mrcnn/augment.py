@@ -1,0 +1,182 @@
+"""imgaug on numpy 2, and augmentation that moves instance masks with their image.
+
+imgaug 0.4.0 (unmaintained) reads names that numpy 2 removed (`np.sctypes`, `np.complex`).
+`import_imgaug()` puts them back, only where missing, before importing imgaug; every module of
+mrcnn imports imgaug through it.
+
+`augment()` applies one user-given imgaug augmenter to an image and its instance masks, the way
+matterport did: the augmenter is made deterministic, run on the image, then run again on the masks
+with a hooks activator that lets only mask-safe (geometric and container) augmenters through, so
+colour, blur and noise augmenters change the image alone. Beyond matterport:
+
+- Masks are warped with the fill settings imgaug uses for segmentation maps (nearest-neighbour
+  interpolation, constant zero padding), whatever `order`, `cval` or `mode` the image gets, so a
+  random `cval=(0, 255)` cannot paint the padding into every mask.
+- The augmenter is copied and seeded from `rng` for each call: the caller's augmenter is never
+  advanced, and identical `rng` seeds give identical augmentations in any process or thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# Augmenters applied to masks as well as images (class names, as matterport's MASK_AUGMENTERS).
+# Containers must be listed, or their children never run on the masks. Anything not listed
+# (Multiply, Add, GaussianBlur, LinearContrast, AdditiveGaussianNoise, Grayscale, ...) changes
+# the image only.
+MASK_AUGMENTERS: tuple[str, ...] = (
+    # containers
+    "Sequential", "SomeOf", "OneOf", "Sometimes", "Identity", "Noop",
+    # flips and 90-degree rotations
+    "Fliplr", "Flipud", "Rot90",
+    # affine family
+    "Affine", "ScaleX", "ScaleY", "TranslateX", "TranslateY", "Rotate", "ShearX", "ShearY",
+    # crop / pad
+    "CropAndPad", "Crop", "Pad", "CropToFixedSize", "PadToFixedSize",
+    "CenterCropToFixedSize", "CenterPadToFixedSize",
+    # non-rigid warps
+    "PiecewiseAffine", "PerspectiveTransform", "ElasticTransformation",
+)
+
+# Names of the fill parameters that imgaug's geometric augmenters draw per image, paired with the
+# private attribute where imgaug keeps the value it uses for segmentation maps.
+_FILL_PARAMETERS = ("order", "cval", "mode", "pad_mode", "pad_cval")
+
+_IMGAUG: ModuleType | None = None
+
+
+def import_imgaug() -> ModuleType:
+    """Import imgaug 0.4.0 under numpy 2 and return the `imgaug` module.
+
+    Restores `np.sctypes` (read by `imgaug.imgaug` at import) and `np.complex` (read by
+    `imgaug.parameters` frequency noise) when numpy lacks them; both are plain aliases of what
+    numpy 1 had. Idempotent and cheap after the first call.
+
+    Raises:
+        ImportError: imgaug is not installed.
+    """
+    global _IMGAUG
+    if _IMGAUG is not None:
+        return _IMGAUG
+    if not hasattr(np, "sctypes"):
+        np.sctypes = {
+            "int": [np.int8, np.int16, np.int32, np.int64],
+            "uint": [np.uint8, np.uint16, np.uint32, np.uint64],
+            "float": [np.float16, np.float32, np.float64, np.longdouble],
+            "complex": [np.complex64, np.complex128, np.clongdouble],
+            "others": [bool, object, bytes, str, np.void],
+        }
+    if not hasattr(np, "complex"):
+        np.complex = complex
+    # imgaug's PiecewiseAffine calls skimage's deprecated `estimate`; the message is noise to
+    # mrcnn users (the call works in scikit-image < 2.2).
+    warnings.filterwarnings("ignore", message="`estimate` is deprecated",
+                            category=FutureWarning, module=r"imgaug\.")
+    try:
+        import imgaug
+        import imgaug.augmenters  # noqa: F401  (registers the augmenters submodule)
+    except ImportError as err:
+        raise ImportError("Augmentation needs imgaug (pip install imgaug==0.4.0): "
+                          f"{err}") from err
+    _IMGAUG = imgaug
+    return imgaug
+
+
+def check_augmenter(augmentation: Any) -> None:
+    """Raise TypeError unless `augmentation` looks like an imgaug augmenter."""
+    if not (hasattr(augmentation, "to_deterministic") and hasattr(augmentation, "deepcopy")):
+        raise TypeError("augmentation must be an imgaug augmenter (imgaug.augmenters.Augmenter), "
+                        f"got {type(augmentation).__name__}: {augmentation!r}")
+
+
+def _seed_from(rng: np.random.Generator | int | None) -> int:
+    if rng is None:
+        rng = np.random.default_rng()
+    elif isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return int(rng)
+    elif not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {rng!r}")
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def _with_mask_fill(det: Any) -> Any:
+    """A copy of the deterministic augmenter `det` whose geometric children fill like imgaug
+    fills segmentation maps (order 0, constant mode, zero cval). The random states are copied
+    too, so the geometric samples (angles, offsets, crops) stay those of `det`."""
+    iap = import_imgaug().parameters
+    mask_det = det.deepcopy()
+    for aug in [mask_det, *mask_det.get_all_children(flat=True)]:
+        for name in _FILL_PARAMETERS:
+            segmap_value = getattr(aug, f"_{name}_segmentation_maps", None)
+            if segmap_value is not None and isinstance(getattr(aug, name, None),
+                                                       iap.StochasticParameter):
+                setattr(aug, name, iap.Deterministic(segmap_value))
+    return mask_det
+
+
+def augment(image: np.ndarray, masks: np.ndarray, augmentation: Any,
+            rng: np.random.Generator | int | None = None,
+            mask_augmenters: Iterable[str] = MASK_AUGMENTERS) -> tuple[np.ndarray, np.ndarray]:
+    """Apply an imgaug augmenter to an image and, where geometric, to its instance masks.
+
+    Args:
+        image: [height, width, channels] image (uint8 in the usual case).
+        masks: [height, width, num_instances] instance masks (bool, or 0/1 integers).
+        augmentation: an imgaug augmenter, e.g. `iaa.Sequential([iaa.Fliplr(0.5), ...])`.
+            It is copied, never advanced.
+        rng: numpy Generator (or int seed) the augmentation seed is drawn from. None: fresh
+            entropy (not reproducible).
+        mask_augmenters: class names of the augmenters also applied to the masks.
+
+    Returns:
+        image: the augmented image, same dtype; [height', width', channels].
+        masks: [height', width', num_instances] bool masks aligned with the image.
+
+    Raises:
+        TypeError: `augmentation` is not an imgaug augmenter.
+        ValueError: the image or masks are not 3-D, their heights and widths differ, or the
+            augmenter left the image and the masks with different heights and widths.
+    """
+    check_augmenter(augmentation)
+    image = np.asarray(image)
+    masks = np.asarray(masks)
+    if image.ndim != 3:
+        raise ValueError(f"image must be [height, width, channels], got shape {image.shape}")
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [height, width, instances], got shape {masks.shape}")
+    if image.shape[:2] != masks.shape[:2]:
+        raise ValueError(f"image {image.shape} and masks {masks.shape} differ in height/width")
+    ia = import_imgaug()
+    allowed = frozenset(mask_augmenters)
+
+    det = augmentation.deepcopy()
+    det.seed_(_seed_from(rng))
+    det = det.to_deterministic()
+    image_aug = det.augment_image(image)
+
+    if masks.shape[2] == 0:
+        masks_aug = np.zeros(image_aug.shape[:2] + (0,), dtype=bool)
+    else:
+        def activator(images: Any, augmenter: Any, parents: Any, default: bool) -> bool:
+            return type(augmenter).__name__ in allowed
+
+        mask_det = _with_mask_fill(det)
+        masks_u8 = mask_det.augment_image(masks.astype(np.uint8),
+                                          hooks=ia.HooksImages(activator=activator))
+        masks_aug = np.asarray(masks_u8) > 0
+        if masks_aug.ndim == 2:  # some cv2 paths drop a single channel
+            masks_aug = masks_aug[..., np.newaxis]
+    if image_aug.shape[:2] != masks_aug.shape[:2]:
+        raise ValueError(
+            f"augmentation left the image {image_aug.shape} and the masks {masks_aug.shape} with "
+            f"different sizes: an augmenter changes the image geometry but is not listed in "
+            f"mask_augmenters ({type(augmentation).__name__} pipeline)")
+    return image_aug, masks_aug

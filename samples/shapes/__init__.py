@@ -1,0 +1,1 @@
+"""Synthetic shapes: squares, circles and triangles on plain backgrounds (matterport's toy)."""
