@@ -6,13 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv demo quick test test-quick lint bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt setup.py
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
-	# tf-keras only writes authentic Keras-2 HDF5 files for the tests; --no-deps keeps it
-	# from pulling in the full `tensorflow` package beside tensorflow-cpu.
-	$(PY) -m pip install -q --no-deps tf-keras==2.21.0
+	# imgaug and tf-keras without their declared dependencies (see requirements-nodeps.txt).
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 

@@ -19,6 +19,8 @@ setup(
     packages=find_packages(include=["mrcnn", "mrcnn.*"]),
     python_requires=">=3.11",
     install_requires=requirements,
+    # imgaug is optional (augmentation); install it with --no-deps, see requirements-nodeps.txt.
+    extras_require={"augment": ["imgaug==0.4.0"]},
     entry_points={"console_scripts": ["mrcnn-weights=mrcnn.weights.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
