@@ -1,0 +1,58 @@
+"""Compatibility facade: matterport's `mrcnn.utils` names, re-exported from their modules.
+
+Old code keeps working with `from mrcnn import utils`; new code can import from the
+modules that own each function. Importing this module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from mrcnn.anchors import generate_anchors, generate_pyramid_anchors
+from mrcnn.boxes import (
+    apply_box_deltas,
+    box_refinement,
+    compute_iou,
+    compute_overlaps,
+    compute_overlaps_masks,
+    denorm_boxes,
+    extract_bboxes,
+    non_max_suppression,
+    norm_boxes,
+    trim_zeros,
+)
+from mrcnn.dataset import Dataset
+from mrcnn.image import resize, resize_image
+from mrcnn.masks import expand_mask, minimize_mask, resize_mask, unmold_mask
+from mrcnn.metrics import compute_ap, compute_ap_range, compute_matches, compute_recall
+
+COCO_MODEL_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
+
+__all__ = [
+    "Dataset", "extract_bboxes", "compute_iou", "compute_overlaps", "compute_overlaps_masks",
+    "non_max_suppression", "box_refinement", "apply_box_deltas", "resize_image", "resize_mask",
+    "minimize_mask", "expand_mask", "unmold_mask", "generate_anchors",
+    "generate_pyramid_anchors", "trim_zeros", "compute_matches", "compute_ap",
+    "compute_ap_range", "compute_recall", "norm_boxes", "denorm_boxes", "resize",
+    "batch_slice", "download_trained_weights", "COCO_MODEL_URL",
+]
+
+
+def batch_slice(inputs, graph_fn, batch_size, names=None):
+    """matterport's batch_slice (TensorFlow); see mrcnn.graph_ops.batch_slice."""
+    from mrcnn.graph_ops import batch_slice as _batch_slice
+
+    return _batch_slice(inputs, graph_fn, batch_size, names=names)
+
+
+def download_trained_weights(coco_model_path, verbose=1):
+    """Kept for old code. This project never downloads at run time.
+
+    Raises:
+        FileNotFoundError: always when the file is missing, saying where to get it.
+    """
+    import os
+
+    if os.path.isfile(coco_model_path):
+        return
+    raise FileNotFoundError(
+        f"{coco_model_path!r} is missing. mrcnn does not download weights: fetch "
+        f"mask_rcnn_coco.h5 yourself (matterport's release: {COCO_MODEL_URL}) and put it there.")

@@ -1,0 +1,154 @@
+"""Train Mask R-CNN on the synthetic shapes data, evaluate mAP@0.5, save detection pictures.
+
+    python samples/shapes/train.py            # the demo: about 10 minutes on 2 CPU cores
+    python samples/shapes/train.py --quick    # a one-minute smoke run
+    python samples/shapes/train.py --weights last --epochs 12   # continue the last run
+
+Everything is generated on the fly (no downloads). The run directory (under --logs) gets the
+TensorBoard logs, one checkpoint per epoch and `detections.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from mrcnn import model as modellib  # noqa: E402
+from mrcnn import visualize  # noqa: E402
+from mrcnn.data_generator import load_image_gt  # noqa: E402
+from mrcnn.metrics import compute_ap  # noqa: E402
+from samples.shapes.shapes import ShapesConfig, ShapesDataset  # noqa: E402
+
+logger = logging.getLogger("shapes")
+
+# Layers that depend on the class count: excluded when starting from COCO weights.
+HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+
+
+class DemoConfig(ShapesConfig):
+    """ShapesConfig sized for a laptop CPU: ResNet-50, 128 px, small ROI budgets."""
+
+    NAME = "shapes"
+    BACKBONE = "resnet50"
+    IMAGES_PER_GPU = 8
+    STEPS_PER_EPOCH = 50
+    VALIDATION_STEPS = 2
+    LEARNING_RATE = 0.01
+    TRAIN_ROIS_PER_IMAGE = 32
+    POST_NMS_ROIS_TRAINING = 500
+    POST_NMS_ROIS_INFERENCE = 250
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 64
+    MAX_GT_INSTANCES = 10
+    DETECTION_MAX_INSTANCES = 10
+    DETECTION_MIN_CONFIDENCE = 0.5
+    MINI_MASK_SHAPE = (28, 28)
+    RANDOM_SEED = 0
+
+
+class DemoInferenceConfig(DemoConfig):
+    IMAGES_PER_GPU = 1
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--layers", default="all",
+                   help="heads, 3+, 4+, 5+, all, or a regex of layer names (default: all)")
+    p.add_argument("--epochs", type=int, default=None, help="train up to this epoch")
+    p.add_argument("--steps", type=int, default=None, help="steps per epoch")
+    p.add_argument("--weights", default=None,
+                   help="start from: last, coco, imagenet or a .h5 path (default: scratch)")
+    p.add_argument("--backbone", default=None, choices=["resnet50", "resnet101"])
+    p.add_argument("--logs", default=os.path.join(ROOT, "logs"), help="run directory root")
+    p.add_argument("--eval-images", type=int, default=50, help="held-out images for mAP")
+    p.add_argument("--train-images", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+    return p.parse_args(argv)
+
+
+def make_configs(args):
+    overrides = {}
+    if args.backbone:
+        overrides["BACKBONE"] = args.backbone
+    if args.steps:
+        overrides["STEPS_PER_EPOCH"] = args.steps
+    if args.lr:
+        overrides["LEARNING_RATE"] = args.lr
+    if args.quick:
+        overrides.setdefault("STEPS_PER_EPOCH", 3)
+        overrides["VALIDATION_STEPS"] = 1
+        overrides["IMAGES_PER_GPU"] = 2
+    train_config = DemoConfig.from_dict(overrides)
+    infer_overrides = {k: v for k, v in overrides.items() if k != "IMAGES_PER_GPU"}
+    return train_config, DemoInferenceConfig.from_dict(infer_overrides)
+
+
+def evaluate(model, dataset, config, image_ids):
+    """Mean mask AP@0.5 over `image_ids` (matterport's compute_ap)."""
+    aps = []
+    for image_id in image_ids:
+        image, _, gt_class_id, gt_bbox, gt_mask = load_image_gt(dataset, config, image_id)
+        r = model.detect([image])[0]
+        ap, _, _, _ = compute_ap(gt_bbox, gt_class_id, gt_mask, r["rois"], r["class_ids"],
+                                 r["scores"], r["masks"], iou_threshold=0.5)
+        aps.append(ap)
+    return float(np.mean(aps)) if aps else 0.0
+
+
+def main(argv=None) -> float:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    config, infer_config = make_configs(args)
+    epochs = args.epochs or (1 if args.quick else 8)
+    size = config.IMAGE_SHAPE[0]
+
+    train_set = ShapesDataset()
+    train_set.load_shapes(50 if args.quick else args.train_images, size, size, seed=1)
+    train_set.prepare()
+    val_set = ShapesDataset()
+    val_set.load_shapes(10 if args.quick else args.eval_images, size, size, seed=2)
+    val_set.prepare()
+
+    model = modellib.MaskRCNN("training", config, args.logs)
+    if args.weights:
+        exclude = HEAD_LAYERS if args.weights == "coco" else None
+        report = model.load_weights(args.weights, by_name=True, exclude=exclude)
+        logger.info("Loaded %s: %s", args.weights, report)
+    start = time.time()
+    model.train(train_set, val_set, learning_rate=config.LEARNING_RATE, epochs=epochs,
+                layers=args.layers, verbose=2)
+    train_seconds = time.time() - start
+
+    inference = modellib.MaskRCNN("inference", infer_config, args.logs)
+    checkpoint = model.find_last()
+    inference.load_weights(checkpoint, by_name=True)
+    start = time.time()
+    mean_ap = evaluate(inference, val_set, infer_config, val_set.image_ids)
+    eval_seconds = time.time() - start
+
+    shown = val_set.image_ids[:8]
+    images = [val_set.load_image(i) for i in shown]
+    results = [inference.detect([im])[0] for im in images]
+    picture = os.path.join(model.log_dir, "detections.png")
+    visualize.detections_grid(images, results, val_set.class_names, picture)
+
+    logger.info("trained %d epochs x %d steps in %.0f s; checkpoint %s", epochs,
+                config.STEPS_PER_EPOCH, train_seconds, checkpoint)
+    print(f"mAP@0.5 on {len(val_set.image_ids)} held-out images: {mean_ap:.3f} "
+          f"(evaluated in {eval_seconds:.0f} s)")
+    print(f"detections: {picture}")
+    return mean_ap
+
+
+if __name__ == "__main__":
+    main()
