@@ -39,7 +39,14 @@ from mrcnn.inference import mold_inputs, unmold_detections
 from mrcnn.layers.detection import DetectionLayer
 from mrcnn.layers.detection_target import DetectionTargetLayer
 from mrcnn.layers.loss import LossLayer
-from mrcnn.layers.misc import AnchorsLayer, DetectionBoxes, IdentityLayer, ImageMetaField, NormBoxes
+from mrcnn.layers.misc import (
+    AnchorsLayer,
+    DetectionBoxes,
+    IdentityLayer,
+    ImageMetaField,
+    NormBoxes,
+    TakeFirst,
+)
 from mrcnn.layers.proposal import ProposalLayer
 from mrcnn.losses import (  # noqa: F401
     mrcnn_bbox_loss_graph,
@@ -148,7 +155,14 @@ def build_graph(mode: str, config: Any) -> tuple[list, list]:
         mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
             rois, mrcnn_feature_maps, input_image_meta, c.POOL_SIZE, c.NUM_CLASSES,
             train_bn=c.TRAIN_BN, fc_layers_size=c.FPN_CLASSIF_FC_LAYERS_SIZE)
-        mrcnn_mask = build_fpn_mask_graph(rois, mrcnn_feature_maps, input_image_meta,
+        mask_rois, mask_targets, mask_class_ids = rois, target_mask, target_class_ids
+        if c.MASK_ON_POSITIVE_ROIS:
+            # Positive ROIs come first; the mask loss ignores the others anyway.
+            positives = int(c.TRAIN_ROIS_PER_IMAGE * c.ROI_POSITIVE_RATIO)
+            mask_rois = TakeFirst(positives, name="mask_rois")(rois)
+            mask_targets = TakeFirst(positives, name="mask_targets")(target_mask)
+            mask_class_ids = TakeFirst(positives, name="mask_class_ids")(target_class_ids)
+        mrcnn_mask = build_fpn_mask_graph(mask_rois, mrcnn_feature_maps, input_image_meta,
                                           c.MASK_POOL_SIZE, c.NUM_CLASSES, train_bn=c.TRAIN_BN)
         output_rois = IdentityLayer(name="output_rois")(rois)
         loss_outputs = [
@@ -157,7 +171,7 @@ def build_graph(mode: str, config: Any) -> tuple[list, list]:
             LossLayer("mrcnn_class_loss")([target_class_ids, mrcnn_class_logits,
                                            active_class_ids]),
             LossLayer("mrcnn_bbox_loss")([target_bbox, target_class_ids, mrcnn_bbox]),
-            LossLayer("mrcnn_mask_loss")([target_mask, target_class_ids, mrcnn_mask]),
+            LossLayer("mrcnn_mask_loss")([mask_targets, mask_class_ids, mrcnn_mask]),
         ]
         outputs = [rpn_class_logits, rpn_class, rpn_bbox, mrcnn_class_logits, mrcnn_class,
                    mrcnn_bbox, mrcnn_mask, rpn_rois, output_rois] + loss_outputs

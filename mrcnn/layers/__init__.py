@@ -10,6 +10,7 @@ from mrcnn.layers.misc import (
     ImageMetaField,
     NormBoxes,
     SqueezeSpatial,
+    TakeFirst,
 )
 from mrcnn.layers.proposal import ProposalLayer
 from mrcnn.layers.roi_align import PyramidROIAlign
@@ -18,5 +19,5 @@ from mrcnn.layers.time_distributed import TimeDistributed
 __all__ = [
     "AnchorsLayer", "BatchNorm", "DetectionBoxes", "DetectionLayer", "DetectionTargetLayer",
     "IdentityLayer", "ImageMetaField", "NormBoxes", "ProposalLayer", "PyramidROIAlign",
-    "SqueezeSpatial", "TimeDistributed",
+    "SqueezeSpatial", "TakeFirst", "TimeDistributed",
 ]

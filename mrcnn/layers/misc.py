@@ -210,3 +210,29 @@ class SqueezeSpatial(GraphLayer):
 
     def _output_dtypes(self, inputs: Any) -> list[str]:
         return [inputs.dtype]
+
+
+class TakeFirst(GraphLayer):
+    """Keeps the first `count` rows of axis 1: [batch, N, ...] -> [batch, count, ...].
+
+    Used to run the mask head on positive ROIs only: DetectionTargetLayer puts positive
+    ROIs first and never has more than int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO).
+    """
+
+    def __init__(self, count: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.count = check_positive_int("count", count)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs[:, :self.count]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n = input_shape[1]
+        return (input_shape[0], self.count if n is None else min(n, self.count),
+                *input_shape[2:])
+
+    def _output_dtypes(self, inputs: Any) -> list[str]:
+        return [inputs.dtype]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "count": self.count}
