@@ -104,8 +104,9 @@ def set_trainable(model: keras.Model, layer_regex: str, verbose: int = 1) -> lis
         logger.warning("set_trainable: %r matched no weighted layer; nothing will train",
                        layer_regex)
     elif verbose:
-        logger.info("Trainable layers (%d) for %r: %s", len(selected), layer_regex,
-                    ", ".join(selected))
+        logger.info("Training %d weighted layers for %r (names at DEBUG level)",
+                    len(selected), layer_regex)
+        logger.debug("Trainable layers: %s", ", ".join(selected))
     return selected
 
 
