@@ -380,12 +380,15 @@ class MaskRCNN:
                                     use_multiprocessing=use_multiprocessing)
         os.makedirs(self.log_dir, exist_ok=True)
         guard = NonFiniteLossGuard()
-        callbacks = [
+        # Callbacks that add values to the epoch logs (e.g. MeanAPCallback's mAP) run first,
+        # so TensorBoard, the checkpoint writer and the user's callbacks all see them.
+        custom = list(custom_callbacks or [])
+        producers = [cb for cb in custom if getattr(cb, "adds_logs", False)]
+        callbacks = [guard] + producers + [
             keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0,
                                         write_graph=False),
-            guard,
             MatterportCheckpoint(self.checkpoint_path, config=_json_safe(c.to_dict())),
-        ] + list(custom_callbacks or [])
+        ] + [cb for cb in custom if cb not in producers]
 
         logger.info("Starting at epoch %d, LR=%s, checkpoints %s", self.epoch, learning_rate,
                     self.checkpoint_path)

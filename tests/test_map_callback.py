@@ -1,0 +1,81 @@
+"""MeanAPCallback: an evaluation graph sharing the training model's weights, logged mAP."""
+
+import numpy as np
+import pytest
+
+from mrcnn import model as modellib
+from mrcnn.config import Config
+from mrcnn.map_callback import MeanAPCallback, detect_with, mean_ap, shared_inference_model
+from samples.shapes.shapes import ShapesDataset
+
+
+class TinyConfig(Config):
+    NAME = "maptiny"
+    BACKBONE = "resnet50"
+    NUM_CLASSES = 4
+    IMAGES_PER_GPU = 2
+    IMAGE_MIN_DIM = 128
+    IMAGE_MAX_DIM = 128
+    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
+    TOP_DOWN_PYRAMID_SIZE = 32
+    FPN_CLASSIF_FC_LAYERS_SIZE = 64
+    TRAIN_ROIS_PER_IMAGE = 16
+    POST_NMS_ROIS_TRAINING = 64
+    POST_NMS_ROIS_INFERENCE = 32
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 32
+    MAX_GT_INSTANCES = 5
+    DETECTION_MAX_INSTANCES = 5
+    DETECTION_MIN_CONFIDENCE = 0.0  # an untrained model must still produce detections
+    MINI_MASK_SHAPE = (14, 14)
+    STEPS_PER_EPOCH = 2
+    VALIDATION_STEPS = 1
+    LEARNING_RATE = 0.005
+    RANDOM_SEED = 0
+
+
+class TinyInference(TinyConfig):
+    IMAGES_PER_GPU = 1
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = ShapesDataset()
+    ds.load_shapes(12, 128, 128, seed=3)
+    ds.prepare()
+    return ds
+
+
+def test_rejects_bad_arguments(data):
+    with pytest.raises(ValueError, match="every"):
+        MeanAPCallback(data, TinyConfig(), every=0)
+    with pytest.raises(ValueError, match="at least one"):
+        MeanAPCallback(data, TinyConfig(), image_ids=[])
+
+
+@pytest.mark.slow
+def test_logged_map_equals_separate_evaluation(tmp_path, data):
+    config = TinyConfig()
+    model = modellib.MaskRCNN("training", config, str(tmp_path))
+    callback = MeanAPCallback(data, config, image_ids=data.image_ids[:4], every=1)
+    history = model.train(data, data, learning_rate=config.LEARNING_RATE, epochs=1,
+                          layers="all", custom_callbacks=[callback], workers=1, verbose=0)
+    logged = history.history["mAP"][0]
+    assert callback.history == [(1, logged)]
+
+    # The shared graph uses the training model's own variables: no copies.
+    shared = shared_inference_model(model.keras_model, config)
+    train_vars = {id(v) for v in model.keras_model.weights}
+    assert {id(v) for v in shared.weights} <= train_vars
+
+    # A separate inference model loading the checkpoint of the same epoch agrees.
+    inference = modellib.MaskRCNN("inference", TinyInference(), str(tmp_path))
+    inference.load_weights(model.find_last(), by_name=True)
+    separate = mean_ap(inference.detect, data, TinyInference(), data.image_ids[:4])
+    assert separate == pytest.approx(logged, abs=1e-6)
+
+    # And the detections themselves match the inference model's.
+    image = data.load_image(0)
+    a = detect_with(shared, config, [image])[0]
+    b = inference.detect([image])[0]
+    np.testing.assert_array_equal(a["class_ids"], b["class_ids"])
+    np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-5)
