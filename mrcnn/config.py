@@ -164,6 +164,11 @@ class Config:
     # mask head's cost drops about 3x. False: matterport's graph (masks for every ROI).
     MASK_ON_POSITIVE_ROIS = True
 
+    # (mrcnn) Mixed precision: None (float32), "mixed_bfloat16" (fast on CPUs with AMX/AVX512-BF16)
+    # or "mixed_float16" (GPUs; the optimizer then scales the loss). Geometry layers (proposals,
+    # ROIAlign boxes, targets, detections) and the losses always run in float32.
+    MIXED_PRECISION: str | None = None
+
     # (mrcnn) Seed for the data pipeline's randomness (shuffling, augmentation). None: random.
     RANDOM_SEED: int | None = None
 
@@ -292,6 +297,9 @@ class Config:
                 fail(field, value, "must be in (0, 1]")
         if not 0 <= self.DETECTION_MIN_CONFIDENCE <= 1:
             fail("DETECTION_MIN_CONFIDENCE", self.DETECTION_MIN_CONFIDENCE, "must be in [0, 1]")
+        if self.MIXED_PRECISION not in (None, "mixed_bfloat16", "mixed_float16"):
+            fail("MIXED_PRECISION", self.MIXED_PRECISION,
+                 "must be None, 'mixed_bfloat16' or 'mixed_float16'")
         if self.MASK_ON_POSITIVE_ROIS and int(self.TRAIN_ROIS_PER_IMAGE
                                                * self.ROI_POSITIVE_RATIO) < 1:
             fail("ROI_POSITIVE_RATIO", self.ROI_POSITIVE_RATIO,

@@ -163,12 +163,17 @@ class MeanAPCallback(keras.callbacks.Callback):
         if self._inference is None:
             self._inference = shared_inference_model(self.model, self.config)
 
-    def evaluate(self) -> float:
-        """mAP of the current weights on the callback's images."""
+    def detect(self, images: Sequence[np.ndarray]) -> list[dict]:
+        """detect() with the current training weights, e.g. as TensorBoardDetections'
+        detect_fn."""
         if self._inference is None:
             self._inference = shared_inference_model(self.model, self.config)
-        return mean_ap(lambda ims: detect_with(self._inference, self.config, ims),
-                       self.dataset, self.config, self.image_ids, self.iou_threshold)
+        return detect_with(self._inference, self.config, images)
+
+    def evaluate(self) -> float:
+        """mAP of the current weights on the callback's images."""
+        return mean_ap(self.detect, self.dataset, self.config, self.image_ids,
+                       self.iou_threshold)
 
     def on_epoch_end(self, epoch, logs=None):
         last = self.params.get("epochs") == epoch + 1 if self.params else False

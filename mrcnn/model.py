@@ -232,7 +232,14 @@ class MaskRCNN:
     # ------------------------------------------------------------------ graph
     def build(self, mode: str, config: Any) -> keras.Model:
         """Build the Keras model of `mode` (matterport's method; called by the constructor)."""
-        inputs, outputs = build_graph(mode, config)
+        # The policy applies to the layers made while building, then the global one returns.
+        previous = keras.config.dtype_policy()
+        if config.MIXED_PRECISION:
+            keras.config.set_dtype_policy(config.MIXED_PRECISION)
+        try:
+            inputs, outputs = build_graph(mode, config)
+        finally:
+            keras.config.set_dtype_policy(previous)
         if mode == "training":
             return TrainingModel(inputs, outputs, loss_weights=config.LOSS_WEIGHTS,
                                  weight_decay=config.WEIGHT_DECAY, name="mask_rcnn")

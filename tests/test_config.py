@@ -86,6 +86,8 @@ def test_display_prints_every_setting(capsys):
     ("LOSS_WEIGHTS", {"rpn_clas_loss": 1.0}, "rpn_clas_loss"),
     ("GRADIENT_CLIP_NORM", 0, "GRADIENT_CLIP_NORM"),
     ("LEARNING_RATE", 0, "LEARNING_RATE"),
+    ("MIXED_PRECISION", "float16", "MIXED_PRECISION"),
+    ("ROI_POSITIVE_RATIO", 0.004, "allows no positive ROI"),
 ])
 def test_validate_names_field_and_value(field, value, match):
     bad = type("BadConfig", (TinyConfig,), {field: value})

@@ -16,8 +16,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 if ROOT not in sys.path:
@@ -25,8 +23,7 @@ if ROOT not in sys.path:
 
 from mrcnn import model as modellib  # noqa: E402
 from mrcnn import visualize  # noqa: E402
-from mrcnn.data_generator import load_image_gt  # noqa: E402
-from mrcnn.metrics import compute_ap  # noqa: E402
+from mrcnn.map_callback import mean_ap  # noqa: E402
 from samples.shapes.shapes import ShapesConfig, ShapesDataset  # noqa: E402
 
 logger = logging.getLogger("shapes")
@@ -102,18 +99,6 @@ def make_configs(args):
     return train_config, DemoInferenceConfig.from_dict(infer_overrides)
 
 
-def evaluate(model, dataset, config, image_ids):
-    """Mean mask AP@0.5 over `image_ids` (matterport's compute_ap)."""
-    aps = []
-    for image_id in image_ids:
-        image, _, gt_class_id, gt_bbox, gt_mask = load_image_gt(dataset, config, image_id)
-        r = model.detect([image])[0]
-        ap, _, _, _ = compute_ap(gt_bbox, gt_class_id, gt_mask, r["rois"], r["class_ids"],
-                                 r["scores"], r["masks"], iou_threshold=0.5)
-        aps.append(ap)
-    return float(np.mean(aps)) if aps else 0.0
-
-
 def main(argv=None) -> float:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -142,7 +127,7 @@ def main(argv=None) -> float:
     checkpoint = model.find_last()
     inference.load_weights(checkpoint, by_name=True)
     start = time.time()
-    mean_ap = evaluate(inference, val_set, infer_config, val_set.image_ids)
+    score = mean_ap(inference.detect, val_set, infer_config, val_set.image_ids)
     eval_seconds = time.time() - start
 
     shown = val_set.image_ids[:8]
@@ -153,10 +138,10 @@ def main(argv=None) -> float:
 
     logger.info("trained %d epochs x %d steps in %.0f s; checkpoint %s", epochs,
                 config.STEPS_PER_EPOCH, train_seconds, checkpoint)
-    print(f"mAP@0.5 on {len(val_set.image_ids)} held-out images: {mean_ap:.3f} "
+    print(f"mAP@0.5 on {len(val_set.image_ids)} held-out images: {score:.3f} "
           f"(evaluated in {eval_seconds:.0f} s)")
     print(f"detections: {picture}")
-    return mean_ap
+    return score
 
 
 if __name__ == "__main__":
