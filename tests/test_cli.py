@@ -1,0 +1,375 @@
+"""Tests of the `mrcnn` command (mrcnn/cli.py, mrcnn/cli_commands.py, mrcnn/__main__.py).
+
+A small COCO-format dataset is written to disk from the shapes generator (PNG images, polygons
+from the masks' contours for some objects and compressed RLE for the others), plus one object
+that is deliberately too thin for the anchors. The slow tests train on it through the command
+line, then evaluate, detect and inspect the checkpoint through the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from skimage.measure import find_contours
+
+from mrcnn import cli
+from samples.shapes.shapes import ShapesDataset
+
+# pycocotools 2.x calls np.array(copy=False) on numpy 2: its own deprecation, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SIZE = 128
+CONFIG = "samples.shapes.train:DemoConfig"
+TINY = ["IMAGE_MAX_DIM=128", "IMAGE_MIN_DIM=128", "STEPS_PER_EPOCH=2", "VALIDATION_STEPS=1",
+        "IMAGES_PER_GPU=2", "TOP_DOWN_PYRAMID_SIZE=32", "FPN_CLASSIF_FC_LAYERS_SIZE=64",
+        "POST_NMS_ROIS_TRAINING=64", "POST_NMS_ROIS_INFERENCE=32", "TRAIN_ROIS_PER_IMAGE=16",
+        "BACKBONE='resnet50'"]
+# The thin object: rows 100..102, columns 10..99 (3 x 90 px) of the first training image.
+THIN = (100, 10, 103, 100)
+
+
+def polygons_of(mask):
+    """COCO polygons [x1, y1, x2, y2, ...] of a mask's outer contours (pixel-edge coords)."""
+    padded = np.pad(mask.astype(np.uint8), 1)
+    polygons = []
+    for contour in find_contours(padded, 0.5):
+        contour = contour - 1  # undo the padding
+        if len(contour) >= 3:
+            polygons.append([float(v) for yx in contour for v in (yx[1] + 0.5, yx[0] + 0.5)])
+    return polygons
+
+
+def rle_of(mask):
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def write_coco(folder, count, seed, thin=False):
+    """Shapes images as PNGs in folder/images and folder/instances.json; returns paths."""
+    shapes = ShapesDataset()
+    shapes.load_shapes(count, SIZE, SIZE, seed=seed)
+    shapes.prepare()
+    image_dir = folder / "images"
+    image_dir.mkdir(parents=True)
+    data = {"images": [], "annotations": [],
+            "categories": [{"id": i, "name": n} for i, n in enumerate(shapes.class_names[1:], 1)]}
+    for image_id in shapes.image_ids:
+        image = shapes.load_image(image_id)
+        masks, class_ids = shapes.load_mask(image_id)
+        if thin and image_id == 0:
+            y1, x1, y2, x2 = THIN
+            image[y1:y2, x1:x2] = (255, 255, 255)
+            masks[y1:y2, x1:x2] = False
+            extra = np.zeros([SIZE, SIZE, 1], dtype=bool)
+            extra[y1:y2, x1:x2] = True
+            masks, class_ids = np.concatenate([masks, extra], axis=2), np.append(class_ids, 1)
+        name = f"shapes_{image_id:03d}.png"
+        cv2.imwrite(str(image_dir / name), image[..., ::-1])
+        data["images"].append({"id": int(image_id) + 1, "file_name": name, "height": SIZE,
+                               "width": SIZE})
+        for k in range(masks.shape[2]):
+            mask = masks[..., k]
+            if not mask.any():
+                continue
+            rle = rle_of(mask)
+            use_rle = (len(data["annotations"]) % 2 == 1) and not (thin and image_id == 0)
+            data["annotations"].append({
+                "id": len(data["annotations"]) + 1, "image_id": int(image_id) + 1,
+                "category_id": int(class_ids[k]), "iscrowd": 0,
+                "segmentation": rle if use_rle else polygons_of(mask),
+                "area": float(mask_utils.area(rle)),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)]})
+    path = folder / "instances.json"
+    path.write_text(json.dumps(data))
+    return str(path), str(image_dir)
+
+
+def write_via(folder, count, seed):
+    """Shapes images and a via_region_data.json (polygons, class in region attribute)."""
+    shapes = ShapesDataset()
+    shapes.load_shapes(count, SIZE, SIZE, seed=seed)
+    shapes.prepare()
+    folder.mkdir(parents=True)
+    entries = {}
+    for image_id in shapes.image_ids:
+        masks, class_ids = shapes.load_mask(image_id)
+        name = f"via_{image_id:03d}.png"
+        cv2.imwrite(str(folder / name), shapes.load_image(image_id)[..., ::-1])
+        regions = []
+        for k in range(masks.shape[2]):
+            for polygon in polygons_of(masks[..., k])[:1]:
+                regions.append({"shape_attributes": {"name": "polygon",
+                                                     "all_points_x": polygon[0::2],
+                                                     "all_points_y": polygon[1::2]},
+                                 "region_attributes": {
+                                     "shape": shapes.class_names[class_ids[k]]}})
+        entries[name] = {"filename": name, "size": 0, "regions": regions}
+    (folder / "via_region_data.json").write_text(json.dumps(entries))
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory):
+    root = tmp_path_factory.mktemp("coco")
+    train_json, train_images = write_coco(root / "train", 6, seed=1, thin=True)
+    val_json, val_images = write_coco(root / "val", 3, seed=2)
+    return {"args": ["--train", train_json, "--train-images", train_images,
+                     "--val", val_json, "--val-images", val_images],
+            "train": train_json, "train_images": train_images, "val": val_json,
+            "val_images": val_images, "root": root}
+
+
+def run(capsys, *argv):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# ---------------------------------------------------------------------------- the data
+def test_written_dataset_has_polygons_rle_and_the_thin_object(coco):
+    from mrcnn.datasets.coco import CocoDataset
+
+    data = json.loads(open(coco["train"]).read())
+    kinds = {type(a["segmentation"]).__name__ for a in data["annotations"]}
+    assert kinds == {"list", "dict"}
+    dataset = CocoDataset()
+    dataset.load_coco(coco["train"], coco["train_images"])
+    dataset.prepare()
+    masks, class_ids = dataset.load_mask(0)
+    thin = masks[..., -1]
+    ys, xs = np.nonzero(thin)
+    # The polygon of a 3 x 90 rectangle comes back within a pixel of it.
+    assert abs(ys.min() - THIN[0]) <= 1 and abs(ys.max() + 1 - THIN[2]) <= 1
+    assert abs(xs.min() - THIN[1]) <= 1 and abs(xs.max() + 1 - THIN[3]) <= 1
+    assert class_ids[-1] == 1
+
+
+# ---------------------------------------------------------------------------- --set, config
+def test_parse_settings_literals_strings_and_errors():
+    got = cli.parse_settings(["IMAGE_MAX_DIM=128", "RPN_ANCHOR_SCALES=(8, 16)", "NAME=balloon",
+                              "BACKBONE='resnet50'", "USE_MINI_MASK=False", "LEARNING_RATE=1e-3",
+                              "MEAN_PIXEL=[1, 2, 3]", "IMAGE_MIN_DIM=64", "IMAGE_MIN_DIM=96"])
+    assert got == {"IMAGE_MAX_DIM": 128, "RPN_ANCHOR_SCALES": (8, 16), "NAME": "balloon",
+                   "BACKBONE": "resnet50", "USE_MINI_MASK": False, "LEARNING_RATE": 0.001,
+                   "MEAN_PIXEL": [1, 2, 3], "IMAGE_MIN_DIM": 96}
+    assert cli.parse_value("a b") == "a b" and cli.parse_value("None") is None
+    for bad in ["IMAGE_MAX_DIM", "image_max_dim=3", "=3", "1ABC=2"]:
+        with pytest.raises(cli.UsageError, match="NAME=VALUE"):
+            cli.parse_settings([bad])
+
+
+def test_config_class_from_module_file_and_errors(tmp_path):
+    from samples.shapes.train import DemoConfig
+
+    assert cli.load_config_class(CONFIG) is DemoConfig
+    (tmp_path / "myconf.py").write_text(
+        "from mrcnn.config import Config\nclass Mine(Config):\n    NAME = 'mine'\n"
+        "NOT_A_CLASS = 3\n")
+    cls = cli.load_config_class(str(tmp_path / "myconf.py") + ":Mine")
+    assert cls.NAME == "mine"
+    config = cli.make_config(cls, {"NUM_CLASSES": 3}, {"NUM_CLASSES": 2, "IMAGE_MAX_DIM": 256})
+    assert (config.NUM_CLASSES, config.IMAGE_MAX_DIM, config.NAME) == (3, 256, "mine")
+    assert cli.make_config(cli.load_config_class("mrcnn.config:Config"), {}).NAME == "mrcnn"
+    for spec, match in [("nocolon", "must look like"), ("no.such.module:X", "cannot import"),
+                        ("mrcnn.config:Nope", "no Config subclass"),
+                        (str(tmp_path / "myconf.py") + ":NOT_A_CLASS", "no Config subclass"),
+                        (str(tmp_path / "missing.py") + ":X", "not found")]:
+        with pytest.raises(cli.UsageError, match=match):
+            cli.load_config_class(spec)
+    with pytest.raises(cli.UsageError, match="Unknown config setting"):
+        cli.make_config(cls, {"NOT_A_SETTING": 1})
+    with pytest.raises(cli.UsageError, match="IMAGE_MAX_DIM"):
+        cli.make_config(cls, {"IMAGE_MAX_DIM": 100})  # not a multiple of 64
+
+
+# ---------------------------------------------------------------------------- usage errors
+@pytest.mark.parametrize("command", ["train", "evaluate", "detect", "inspect-weights",
+                                     "debug-data"])
+def test_every_command_has_help(capsys, command):
+    status, out, _ = run(capsys, command, "--help")
+    assert status == 0 and out.startswith(f"usage: mrcnn {command}")
+
+
+def test_usage_errors_are_one_line_and_status_2(capsys, coco, tmp_path):
+    cases = [
+        ([], "required: COMMAND"),
+        (["train", "--epochs", "x"], "invalid int value"),
+        (["train", *coco["args"], "--config", CONFIG, "--set", "NOT_A_SETTING=1"],
+         "Unknown config setting(s): NOT_A_SETTING"),
+        (["train", *coco["args"], "--set", "lowercase=1"], "NAME=VALUE"),
+        (["train", *coco["args"], "--config", "no.such:Config"], "cannot import"),
+        (["train", "--config", CONFIG], "no dataset"),
+        (["train", "--train", coco["train"]], "--train needs --train-images"),
+        (["train", "--train", str(tmp_path / "missing.json"), "--train-images", "."],
+         "COCO annotation file not found"),
+        (["train", "--dataset", str(tmp_path / "nothing")], "VIA dataset folder not found"),
+        (["train", *coco["args"], "--set", "NUM_CLASSES=2"], "the dataset has 4 classes"),
+        (["train", *coco["args"], "--epochs", "0"], "--epochs must be >= 1"),
+        (["train", *coco["args"], "--config", CONFIG, "--weights", "last", "--logs",
+          str(tmp_path)], "Could not find a run directory"),
+        (["evaluate", *coco["args"], "--weights", str(tmp_path / "no.h5")], "not found"),
+        (["detect", str(tmp_path / "nope.png")], "image"),
+        (["inspect-weights", str(tmp_path / "no.h5")], "No weights file"),
+        (["inspect-weights", coco["train"], "--set", "A=1"], "--set needs --config"),
+        (["debug-data", *coco["args"], "--image-ids", "99"], "out of range"),
+    ]
+    for argv, message in cases:
+        status, out, err = run(capsys, *argv)
+        assert status == 2, (argv, out, err)
+        assert message in err, (argv, err)
+        assert "Traceback" not in err
+        if argv:  # argparse prints its usage first; ours is exactly one line
+            assert len(err.strip().splitlines()) == 1 or "usage:" in err, err
+
+
+def test_python_dash_m_runs_the_command():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-m", "mrcnn", "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "train" in proc.stdout and "debug-data" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "mrcnn", "train"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no dataset" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------- debug-data
+def test_debug_data_writes_pictures_and_finds_the_thin_object(capsys, coco, tmp_path):
+    out_dir = tmp_path / "debug"
+    status, out, err = run(capsys, "debug-data", *coco["args"], "--config", CONFIG,
+                           "--images", "2", "--samples", "2", "--out", out_dir,
+                           "--json", tmp_path / "debug.json", "--fail-on-unmatched")
+    assert status == 1, err  # the thin object is effectively unmatched
+    names = sorted(os.listdir(out_dir))
+    assert names == ["image0000_anchors.png", "image0000_augmented.png", "image0000_gt.png",
+                     "image0001_anchors.png", "image0001_augmented.png", "image0001_gt.png"]
+    for name in names:
+        image = cv2.imread(str(out_dir / name))
+        assert image is not None and image.shape[0] > 50 and image.std() > 1
+    assert "UNMATCHED" in out and "(100, 10, 103, 100)" in out
+    assert "RPN_ANCHOR_RATIOS" in out  # a ratio suggestion for the 3 x 90 object
+    result = json.loads((tmp_path / "debug.json").read_text())
+    bad = [o for o in result["objects"] if o["status"] == "unmatched"]
+    assert [(o["image_id"], tuple(o["box"]), o["class_name"]) for o in bad] == [
+        (0, THIN, "square")]
+    assert len(result["checked_images"]) == 6
+    # The shapes themselves (sides 40 px and more) all have anchors at IoU >= 0.3.
+    assert all(o["best_iou"] >= 0.3 for o in result["objects"] if tuple(o["box"]) != THIN)
+
+
+def test_debug_data_on_a_via_folder(capsys, tmp_path):
+    write_via(tmp_path / "via" / "train", 2, seed=3)
+    status, out, err = run(capsys, "debug-data", "--dataset", tmp_path / "via",
+                           "--class-attribute", "shape", "--augment", "none", "--images", "1",
+                           "--config", CONFIG, "--out", tmp_path / "d")
+    assert status == 0, err
+    assert sorted(os.listdir(tmp_path / "d")) == ["image0000_anchors.png", "image0000_gt.png"]
+    assert "effectively unmatched (IoU < 0.3): 0" in out
+
+
+def test_inspect_weights_lists_layers(capsys, tmp_path):
+    import keras
+
+    from mrcnn.weights.h5_format import save_weights_h5
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="mrcnn_class_logits")(inputs))
+    save_weights_h5(model, tmp_path / "w.h5")
+    status, out, err = run(capsys, "inspect-weights", tmp_path / "w.h5")
+    assert status == 0, err
+    assert "mrcnn_class_logits/kernel:0  (4, 3)" in out and "bias:0  (3)" in out
+
+
+# ---------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def trained(coco, tmp_path_factory):
+    """One training run through the command line: 2 steps of 1 epoch, all layers."""
+    logs = tmp_path_factory.mktemp("logs")
+    status = cli.main(["train", *coco["args"], "--config", CONFIG, "--set", *TINY,
+                       "--weights", "none", "--epochs", "1", "--logs", str(logs),
+                       "--augment", "flip", "--workers", "1"])
+    assert status == 0
+    runs = [d for d in os.listdir(logs) if d.startswith("shapes")]
+    assert len(runs) == 1
+    checkpoint = logs / runs[0] / "mask_rcnn_shapes_0001.h5"
+    return {"logs": logs, "checkpoint": checkpoint}
+
+
+@pytest.mark.slow
+def test_train_writes_a_checkpoint_with_the_dataset_class_count(trained):
+    assert trained["checkpoint"].is_file()
+    with h5py.File(trained["checkpoint"], "r") as f:
+        assert "mrcnn_class_logits" in f
+        # NUM_CLASSES = 4 came from the dataset: 4 class logits.
+        kernel = f["mrcnn_class_logits"]["mrcnn_class_logits"]["kernel:0"]
+        assert kernel.shape == (64, 4)
+
+
+@pytest.mark.slow
+def test_evaluate_prints_our_table_and_cocoeval(capsys, caplog, coco, trained, tmp_path):
+    caplog.set_level(logging.INFO, logger="mrcnn.datasets.coco")
+    # The architecture settings (pyramid size 32, fc 64) come from the checkpoint's config.
+    status, out, err = run(capsys, "evaluate", *coco["args"], "--config", CONFIG,
+                           "--weights", "last", "--logs", trained["logs"], "--limit", "2",
+                           "--set", "DETECTION_MIN_CONFIDENCE=0.0",
+                           "--json", tmp_path / "eval.json")
+    assert status == 0, err
+    assert "Evaluation on 2 images" in out and "mAP@0.5" in out
+    assert "COCOeval bbox: AP" in out and "COCOeval segm: AP" in out
+    # pycocotools really ran (it is skipped when the model detects nothing).
+    assert "COCOeval bbox on 2 images" in caplog.text
+    assert "COCOeval segm on 2 images" in caplog.text
+    numbers = json.loads((tmp_path / "eval.json").read_text())
+    assert set(numbers) == {"evaluation", "coco_bbox", "coco_segm"}
+    for stats in (numbers["coco_bbox"], numbers["coco_segm"]):
+        assert len(stats) == 12 and all(-1.0 <= v <= 1.0 for v in stats.values())
+
+
+@pytest.mark.slow
+def test_detect_writes_overlay_pngs(capsys, coco, trained, tmp_path):
+    images = sorted(os.listdir(coco["val_images"]))[:2]
+    paths = [os.path.join(coco["val_images"], name) for name in images]
+    status, out, err = run(capsys, "detect", *paths, "--config", CONFIG, "--weights",
+                           trained["checkpoint"], "--out", tmp_path / "det",
+                           "--class-names", "square,circle,triangle")
+    assert status == 0, err
+    for name in images:
+        written = tmp_path / "det" / name.replace(".png", "_detections.png")
+        assert written.is_file() and written.stat().st_size > 1000
+        assert cv2.imread(str(written)).std() > 1
+        assert f"{name}: " in out
+
+
+@pytest.mark.slow
+def test_inspect_weights_diffs_the_checkpoint_against_a_config(capsys, trained):
+    status, out, err = run(capsys, "inspect-weights", trained["checkpoint"], "--config", CONFIG,
+                           "--set", *TINY)
+    assert status == 0, err
+    assert "mrcnn_class_logits" in out and "res2a_branch2a" in out
+    assert "Diff against the model of" in out
+
+
+@pytest.mark.slow
+def test_train_heads_on_a_via_folder_from_a_checkpoint(capsys, trained, tmp_path):
+    write_via(tmp_path / "via" / "train", 2, seed=3)  # no val/ folder: no validation
+    shutil.copy(trained["checkpoint"], tmp_path / "start.h5")  # a new run, not a resume
+    status, out, err = run(capsys, "train", "--dataset", tmp_path / "via", "--class-attribute",
+                           "shape", "--config", CONFIG, "--set", *TINY, "STEPS_PER_EPOCH=1",
+                           "--weights", tmp_path / "start.h5", "--exclude", "heads",
+                           "--epochs", "1", "--logs", tmp_path / "logs", "--workers", "1")
+    assert status == 0, err
+    assert "Training heads from epoch 0 to 1" in out
+    runs = os.listdir(tmp_path / "logs")
+    assert len(runs) == 1
+    assert (tmp_path / "logs" / runs[0] / "mask_rcnn_shapes_0001.h5").is_file()
