@@ -13,6 +13,9 @@ import os
 import re
 from dataclasses import dataclass
 
+COCO_WEIGHTS_FILE = "mask_rcnn_coco.h5"
+IMAGENET_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
 _RUN_DIR = r"(?P<name>[\w-]+?)(?P<stamp>\d{8}T\d{4})"
 _CHECKPOINT = r"mask_rcnn_(?P<cname>[\w-]+)_(?P<epoch>\d{4})\.h5"
 _CHECKPOINT_PATH = re.compile(r".*[/\\]" + _RUN_DIR + r"[/\\]" + _CHECKPOINT + r"$")
@@ -99,3 +102,34 @@ def find_last(model_dir: str, name: str) -> str:
     raise FileNotFoundError(
         errno.ENOENT, f"Could not find weight files (mask_rcnn_{name.lower()}_NNNN.h5) in any "
         f"run directory of {name!r} under {model_dir!r}")
+
+
+def resolve_weights_file(weights: str, model_dir: str) -> str:
+    """The file behind "coco", "imagenet" or a path (nothing is downloaded).
+
+    "coco" is matterport's `mask_rcnn_coco.h5`, looked for at $MRCNN_COCO_WEIGHTS, in the
+    working directory and in `model_dir`. "imagenet" is Keras' ResNet-50 ImageNet file
+    (IMAGENET_WEIGHTS_FILE), looked for at $MRCNN_IMAGENET_WEIGHTS, in ~/.keras/models and in
+    the working directory. Any other string is returned as it is.
+
+    Raises:
+        FileNotFoundError: "coco" or "imagenet" is not on disk, saying where to put it.
+    """
+    if weights == "coco":
+        candidates = [os.environ.get("MRCNN_COCO_WEIGHTS", ""), COCO_WEIGHTS_FILE,
+                      os.path.join(model_dir, COCO_WEIGHTS_FILE)]
+        hint = (f"put matterport's {COCO_WEIGHTS_FILE} in the working directory or in "
+                f"{model_dir!r}, or set MRCNN_COCO_WEIGHTS to its path")
+    elif weights == "imagenet":
+        candidates = [os.environ.get("MRCNN_IMAGENET_WEIGHTS", ""),
+                      os.path.join(os.path.expanduser("~"), ".keras", "models",
+                                   IMAGENET_WEIGHTS_FILE), IMAGENET_WEIGHTS_FILE]
+        hint = (f"put {IMAGENET_WEIGHTS_FILE} in ~/.keras/models or set "
+                "MRCNN_IMAGENET_WEIGHTS to its path")
+    else:
+        return weights
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f"{weights} weights not found: {hint} (this project does not "
+                            "download files)")

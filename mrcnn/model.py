@@ -26,6 +26,7 @@ import numpy as np
 from mrcnn import checkpoints
 from mrcnn.anchors import anchors_for_config, compute_backbone_shapes  # noqa: F401
 from mrcnn.backbone import resnet_graph
+from mrcnn.checkpoints import COCO_WEIGHTS_FILE, IMAGENET_WEIGHTS_FILE  # noqa: F401
 from mrcnn.data_generator import DataGenerator, data_generator, load_image_gt  # noqa: F401
 from mrcnn.fpn import build_fpn
 from mrcnn.graph_ops import (  # noqa: F401
@@ -66,9 +67,6 @@ from mrcnn.training import (
 from mrcnn.training import set_trainable as _set_trainable
 
 logger = logging.getLogger(__name__)
-
-COCO_WEIGHTS_FILE = "mask_rcnn_coco.h5"
-IMAGENET_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 def log(text: str, array: np.ndarray | None = None) -> None:
@@ -257,45 +255,15 @@ class MaskRCNN:
         return checkpoints.find_last(self.model_dir, self.config.NAME)
 
     def resolve_weights(self, weights: str) -> str:
-        """Turn "last", "coco", "imagenet" or a path into a file path.
-
-        "coco" is matterport's `mask_rcnn_coco.h5`, looked for at $MRCNN_COCO_WEIGHTS, the
-        working directory and model_dir (no downloads); "imagenet" is Keras' ResNet-50
-        ImageNet `.h5` (see get_imagenet_weights).
-        """
+        """Turn "last", "coco", "imagenet" or a path into a file path (no downloads)."""
         if weights == "last":
             return self.find_last()
-        if weights == "imagenet":
-            return self.get_imagenet_weights()
-        if weights == "coco":
-            candidates = [os.environ.get("MRCNN_COCO_WEIGHTS", ""), COCO_WEIGHTS_FILE,
-                          os.path.join(self.model_dir, COCO_WEIGHTS_FILE)]
-            for path in candidates:
-                if path and os.path.isfile(path):
-                    return path
-            raise FileNotFoundError(
-                f"COCO weights not found: put matterport's {COCO_WEIGHTS_FILE} in the working "
-                f"directory or in {self.model_dir!r}, or set MRCNN_COCO_WEIGHTS to its path "
-                "(this project does not download files)")
-        return weights
+        return checkpoints.resolve_weights_file(weights, self.model_dir)
 
     def get_imagenet_weights(self) -> str:
-        """Path of Keras' ResNet-50 ImageNet weights (`IMAGENET_WEIGHTS_FILE`), looked for at
-        $MRCNN_IMAGENET_WEIGHTS, ~/.keras/models and the working directory.
-
-        Raises:
-            FileNotFoundError: the file is not on disk (nothing is downloaded).
-        """
-        candidates = [os.environ.get("MRCNN_IMAGENET_WEIGHTS", ""),
-                      os.path.join(os.path.expanduser("~"), ".keras", "models",
-                                   IMAGENET_WEIGHTS_FILE),
-                      IMAGENET_WEIGHTS_FILE]
-        for path in candidates:
-            if path and os.path.isfile(path):
-                return path
-        raise FileNotFoundError(
-            f"ImageNet weights not found: put {IMAGENET_WEIGHTS_FILE} in ~/.keras/models or "
-            "set MRCNN_IMAGENET_WEIGHTS to its path (this project does not download files)")
+        """Path of Keras' ResNet-50 ImageNet weights on disk (see
+        checkpoints.resolve_weights_file)."""
+        return checkpoints.resolve_weights_file("imagenet", self.model_dir)
 
     def load_weights(self, filepath: str, by_name: bool = False,
                      exclude: Sequence[str] | None = None, **kwargs: Any):

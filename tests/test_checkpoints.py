@@ -72,3 +72,23 @@ def test_list_checkpoints_orders_by_epoch(tmp_path):
         touch(os.path.join(d, f"mask_rcnn_x_{e:04d}.h5"))
     assert [os.path.basename(p) for p in list_checkpoints(d, "x")] == [
         "mask_rcnn_x_0001.h5", "mask_rcnn_x_0002.h5", "mask_rcnn_x_0010.h5"]
+
+
+def test_resolve_weights_file(tmp_path, monkeypatch):
+    from mrcnn.checkpoints import resolve_weights_file
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MRCNN_COCO_WEIGHTS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_weights_file("some/file.h5", str(tmp_path)) == "some/file.h5"
+    with pytest.raises(FileNotFoundError, match="mask_rcnn_coco.h5.*does not download"):
+        resolve_weights_file("coco", str(tmp_path / "logs"))
+    with pytest.raises(FileNotFoundError, match="MRCNN_IMAGENET_WEIGHTS"):
+        resolve_weights_file("imagenet", str(tmp_path))
+    touch(str(tmp_path / "logs" / "mask_rcnn_coco.h5"))
+    assert resolve_weights_file("coco", str(tmp_path / "logs")).endswith(
+        os.path.join("logs", "mask_rcnn_coco.h5"))
+    other = tmp_path / "elsewhere.h5"
+    touch(str(other))
+    monkeypatch.setenv("MRCNN_COCO_WEIGHTS", str(other))
+    assert resolve_weights_file("coco", str(tmp_path / "logs")) == str(other)

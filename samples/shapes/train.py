@@ -38,6 +38,9 @@ class DemoConfig(ShapesConfig):
     ResNet-50 at 128 px, batch 8, with slimmer heads than matterport's defaults: a 128-channel
     pyramid, 256-wide classifier layers and 14x14 masks (7x7 mask pooling). Shapes are simple;
     these sizes cost little accuracy and make a step several times cheaper.
+    Training from scratch needs BatchNorm to train (TRAIN_BN); matterport's default of frozen
+    BatchNorm suits fine-tuning pretrained weights, and from scratch it leaves the network
+    without normalization (the heads' activations blow up and the classifier stalls).
     """
 
     NAME = "shapes"
@@ -46,6 +49,7 @@ class DemoConfig(ShapesConfig):
     STEPS_PER_EPOCH = 40
     VALIDATION_STEPS = 2
     LEARNING_RATE = 0.01
+    TRAIN_BN = True
     TOP_DOWN_PYRAMID_SIZE = 128
     FPN_CLASSIF_FC_LAYERS_SIZE = 256
     MASK_POOL_SIZE = 7
