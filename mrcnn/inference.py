@@ -1,9 +1,9 @@
 """Inference pre- and post-processing (numpy): mold_inputs and unmold_detections.
 
 Images of different sizes can be detected in one call: each is resized and molded on its
-own, then all are zero-padded (after mean subtraction, so the padding is the mean pixel, as
-in matterport's "square" mode) to the largest height and width in the batch. The image meta
-records the padded shape, so normalized coordinates stay consistent with the input tensor.
+own, then all are padded with black (molded: -MEAN_PIXEL, as resize_image's own padding and
+the training generator) to the largest height and width in the batch. The image meta records
+the padded shape, so normalized coordinates stay consistent with the input tensor.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def mold_inputs(images: Sequence[np.ndarray], config: Any
         metas.append((image.shape, scale))
     height = max(m.shape[0] for m in molded)
     width = max(m.shape[1] for m in molded)
-    batch = np.zeros((len(molded), height, width, config.IMAGE_CHANNEL_COUNT), np.float32)
+    # Pad with molded black, as resize_image's own padding and the training generator do.
+    batch = np.empty((len(molded), height, width, config.IMAGE_CHANNEL_COUNT), np.float32)
+    batch[:] = mold_image(np.zeros(config.IMAGE_CHANNEL_COUNT, np.float32), config)
     image_metas = []
     for i, (m, (original_shape, scale)) in enumerate(zip(molded, metas)):
         batch[i, :m.shape[0], :m.shape[1]] = m

@@ -309,7 +309,10 @@ class MaskRCNN:
         if self._optimizer_state_path:
             from mrcnn.weights import load_optimizer_state
             if load_optimizer_state(optimizer, self._optimizer_state_path):
-                logger.info("Restored optimizer state from %s", self._optimizer_state_path)
+                # The state includes the old learning rate; the caller's rate wins.
+                optimizer.learning_rate = learning_rate
+                logger.info("Restored optimizer state (momentum, iterations) from %s",
+                            self._optimizer_state_path)
             self._optimizer_state_path = None
 
     def train(self, train_dataset, val_dataset, learning_rate: float, epochs: int, layers: str,
