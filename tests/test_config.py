@@ -112,7 +112,8 @@ def test_callable_backbone_needs_shape_function():
 
 
 def test_grayscale_and_rgbd_configs():
-    gray = type("Gray", (TinyConfig,), {"IMAGE_CHANNEL_COUNT": 1, "MEAN_PIXEL": np.array([100.0])})()
+    gray = type("Gray", (TinyConfig,), {"IMAGE_CHANNEL_COUNT": 1,
+                                         "MEAN_PIXEL": np.array([100.0])})()
     assert gray.IMAGE_SHAPE.tolist() == [128, 128, 1]
     rgbd = type("RGBD", (TinyConfig,), {"IMAGE_CHANNEL_COUNT": 4,
                                          "MEAN_PIXEL": np.array([1.0, 2.0, 3.0, 4.0])})()
