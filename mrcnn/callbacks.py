@@ -20,12 +20,13 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
+
+from mrcnn.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -241,10 +242,8 @@ def _resolve_mode(monitor: str, mode: str) -> str:
 
 
 def _atomic_write_json(path: str, record: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".json", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as handle:
+    with atomic_write(path, suffix=".json") as tmp, open(tmp, "w") as handle:
         json.dump(record, handle, indent=2)
-    os.replace(tmp, path)
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -319,11 +318,8 @@ class BestCheckpoint(keras.callbacks.Callback):
             if os.path.isfile(candidate):
                 source = candidate
         if source is not None:
-            fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".h5",
-                                       dir=os.path.dirname(os.path.abspath(self.path)))
-            os.close(fd)
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, self.path)
+            with atomic_write(self.path, suffix=".h5") as tmp:
+                shutil.copyfile(source, tmp)
         else:
             from mrcnn.weights import save_weights_h5
             save_weights_h5(self.model, self.path, epoch=epoch + 1)

@@ -9,12 +9,9 @@ kept. Boxes are `(y1, x1, y2, x2)` in image pixels throughout. No TensorFlow her
 from __future__ import annotations
 
 import colorsys
-import html
 import logging
-import os
 import random
 from collections.abc import Sequence
-from typing import Any
 
 import matplotlib
 
@@ -26,53 +23,17 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 from skimage.measure import find_contours  # noqa: E402
 
+from mrcnn.figures import done, figure_to_array, finish, new_axes, same_count  # noqa: E402,F401
 from mrcnn.masks import unmold_mask  # noqa: E402
 from mrcnn.metrics import compute_matches  # noqa: E402
+from mrcnn.visualize_stats import (  # noqa: E402,F401
+    display_table,
+    display_weight_stats,
+    plot_overlaps,
+    plot_precision_recall,
+)
 
 logger = logging.getLogger(__name__)
-
-
-def _finish(fig, path: str | None) -> None:
-    """Save the figure to `path` (atomically) and close it, or leave it open."""
-    if path is None:
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    ext = os.path.splitext(path)[1] or ".png"
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{ext}")
-    fig.savefig(tmp, bbox_inches="tight")
-    os.replace(tmp, path)
-    plt.close(fig)
-
-
-def _axes(ax, figsize: tuple) -> tuple[Any, Any]:
-    """(new figure or None, axes): a fresh figure when `ax` is None."""
-    if ax is not None:
-        return None, ax
-    fig, ax = plt.subplots(1, figsize=figsize)
-    return fig, ax
-
-
-def _done(fig, ax, path: str | None) -> None:
-    """Save to `path` the figure we created, or the caller's figure when a path is asked."""
-    if path is not None:
-        _finish(fig if fig is not None else ax.figure, path)
-
-
-def _same_count(**arrays: Any) -> int:
-    """The common first-axis length of the non-None arguments; ValueError naming them if not."""
-    counts = {k: len(v) for k, v in arrays.items() if v is not None}
-    if len(set(counts.values())) > 1:
-        raise ValueError(f"Counts must match, got {counts}")
-    return next(iter(counts.values()), 0)
-
-
-def figure_to_array(fig) -> np.ndarray:
-    """Render a figure to an RGB array [height, width, 3] uint8 (and close it)."""
-    fig.canvas.draw()
-    array = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return array
 
 
 def random_colors(n: int, bright: bool = True, seed: int | None = None) -> list[tuple]:
@@ -142,11 +103,11 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
     boxes = np.asarray(boxes).reshape(-1, 4)
     n = boxes.shape[0]
     masks = np.asarray(masks)
-    _same_count(boxes=boxes, masks=masks.T if masks.ndim == 3 else np.zeros((n,)),
+    same_count(boxes=boxes, masks=masks.T if masks.ndim == 3 else np.zeros((n,)),
                 class_ids=class_ids, scores=scores, captions=captions)
     if colors is not None and len(colors) < n:
         raise ValueError(f"{len(colors)} colors for {n} instances")
-    fig, ax = _axes(ax, figsize)
+    fig, ax = new_axes(ax, figsize)
     colors = colors or random_colors(n, seed=0)
     _setup_image_axes(ax, image, title)
     masked = _rgb(image)
@@ -173,7 +134,7 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
             verts = verts - 1
             ax.add_patch(Polygon(verts[:, ::-1], facecolor="none", edgecolor=color))
     ax.imshow(np.clip(masked, 0, 255).astype(np.uint8))
-    _done(fig, ax, path)
+    done(fig, ax, path)
     return ax
 
 
@@ -188,7 +149,7 @@ def display_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = 
     if len(images) == 0:
         raise ValueError("display_images needs at least one image")
     titles = list(titles) if titles is not None else [""] * len(images)
-    _same_count(images=images, titles=titles)
+    same_count(images=images, titles=titles)
     rows = (len(images) + cols - 1) // cols
     fig = plt.figure(figsize=(14, 14 * rows // cols + 1))
     for i, (image, title) in enumerate(zip(images, titles, strict=True), start=1):
@@ -197,7 +158,7 @@ def display_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = 
         ax.axis("off")
         ax.imshow(np.asarray(image).astype(np.uint8), cmap=cmap, norm=norm,
                   interpolation=interpolation)
-    _finish(fig, path)
+    finish(fig, path)
     return fig
 
 
@@ -208,7 +169,7 @@ def detections_grid(images: Sequence[np.ndarray], results: Sequence[dict],
     Returns:
         The figure (closed when saved).
     """
-    _same_count(images=images, results=results)
+    same_count(images=images, results=results)
     cols = max(1, min(cols, len(images)))
     rows = (len(images) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
@@ -217,7 +178,7 @@ def detections_grid(images: Sequence[np.ndarray], results: Sequence[dict],
     for ax, image, r in zip(axes.ravel(), images, results, strict=False):
         display_instances(image, r["rois"], r["masks"], r["class_ids"], class_names,
                           r.get("scores"), ax=ax)
-    _finish(fig, path)
+    finish(fig, path)
     return fig
 
 
@@ -245,8 +206,8 @@ def display_differences(image: np.ndarray, gt_box: np.ndarray, gt_class_id: np.n
     Returns:
         The Axes drawn into.
     """
-    _same_count(gt_box=gt_box, gt_class_id=gt_class_id, gt_mask=np.asarray(gt_mask).T)
-    _same_count(pred_box=pred_box, pred_class_id=pred_class_id, pred_score=pred_score,
+    same_count(gt_box=gt_box, gt_class_id=gt_class_id, gt_mask=np.asarray(gt_mask).T)
+    same_count(pred_box=pred_box, pred_class_id=pred_class_id, pred_score=pred_score,
                 pred_mask=np.asarray(pred_mask).T)
     gt_box, gt_class_id, gt_mask, _ = _drop_zero_rows(gt_box, gt_class_id, gt_mask)
     pred_box, pred_class_id, pred_mask, pred_score = _drop_zero_rows(
@@ -288,11 +249,11 @@ def draw_rois(image: np.ndarray, rois: np.ndarray, refined_rois: np.ndarray,
     Returns:
         The Axes drawn into.
     """
-    _same_count(rois=rois, refined_rois=refined_rois, mask=mask, class_ids=class_ids)
+    same_count(rois=rois, refined_rois=refined_rois, mask=mask, class_ids=class_ids)
     rois, refined_rois = np.asarray(rois), np.asarray(refined_rois)
     n = len(rois)
     ids = np.random.default_rng(seed).permutation(n)[:limit]
-    fig, ax = _axes(None, (12, 12))
+    fig, ax = new_axes(None, (12, 12))
     colors = random_colors(len(ids), seed=seed)
     _setup_image_axes(ax, image, "")
     masked = _rgb(image)
@@ -316,7 +277,7 @@ def draw_rois(image: np.ndarray, rois: np.ndarray, refined_rois: np.ndarray,
     n_pos = int(np.sum(np.asarray(class_ids) > 0))
     ax.set_title(f"ROIs: {n}, positive: {n_pos}, negative: {n - n_pos} "
                  f"(positive fraction {n_pos / max(n, 1):.2f})")
-    _done(fig, ax, path)
+    done(fig, ax, path)
     return ax
 
 
@@ -357,7 +318,7 @@ def display_top_masks(image: np.ndarray, mask: np.ndarray, class_ids: np.ndarray
     mask, class_ids = np.asarray(mask), np.asarray(class_ids)
     if mask.ndim != 3:
         raise ValueError(f"mask must be [H, W, N], got shape {mask.shape}")
-    _same_count(mask=mask.T, class_ids=class_ids)
+    same_count(mask=mask.T, class_ids=class_ids)
     unique = np.unique(class_ids)
     areas = [np.sum(mask[..., class_ids == c]) for c in unique]
     top = [c for _, c in sorted(zip(areas, unique, strict=True), key=lambda p: -p[0])]
@@ -371,62 +332,6 @@ def display_top_masks(image: np.ndarray, mask: np.ndarray, class_ids: np.ndarray
             titles.append("-")
     images = [im.astype(np.uint8) * 255 if im.dtype == bool else im for im in images]
     return display_images(images, titles=titles, cols=limit + 1, cmap="Blues_r", path=path)
-
-
-def plot_precision_recall(AP: float, precisions: np.ndarray, recalls: np.ndarray,  # noqa: N803
-                          path: str | None = None):
-    """The precision-recall curve of one evaluation (from `compute_ap`). Returns the Axes."""
-    _same_count(precisions=precisions, recalls=recalls)
-    fig, ax = _axes(None, (6, 6))
-    ax.set_title(f"Precision-Recall Curve. AP@50 = {AP:.3f}")
-    ax.set_ylim(0, 1.1)
-    ax.set_xlim(0, 1.1)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.plot(recalls, precisions)
-    _done(fig, ax, path)
-    return ax
-
-
-def plot_overlaps(gt_class_ids: np.ndarray, pred_class_ids: np.ndarray,
-                  pred_scores: np.ndarray, overlaps: np.ndarray, class_names: Sequence[str],
-                  threshold: float = 0.5, path: str | None = None):
-    """The IoU grid of predictions (rows) against ground truth (columns).
-
-    A cell is labelled "match" when the IoU passes `threshold` and the classes agree, "wrong"
-    when the IoU passes but the classes differ.
-
-    Args:
-        overlaps: [len(pred_class_ids), len(gt_class_ids)] IoUs.
-
-    Returns:
-        The Axes.
-    """
-    _same_count(pred_class_ids=pred_class_ids, pred_scores=pred_scores)
-    overlaps = np.asarray(overlaps)
-    if overlaps.shape != (len(pred_class_ids), len(gt_class_ids)):
-        raise ValueError(f"overlaps must have shape ({len(pred_class_ids)}, "
-                         f"{len(gt_class_ids)}), got {overlaps.shape}")
-    fig, ax = _axes(None, (12, 10))
-    ax.imshow(overlaps, interpolation="nearest", cmap=plt.cm.Blues, vmin=0, vmax=1)
-    ax.set_yticks(np.arange(len(pred_class_ids)))
-    ax.set_yticklabels([f"{class_names[int(c)]} ({s:.2f})"
-                        for c, s in zip(pred_class_ids, pred_scores, strict=True)])
-    ax.set_xticks(np.arange(len(gt_class_ids)))
-    ax.set_xticklabels([class_names[int(c)] for c in gt_class_ids], rotation=90)
-    for i in range(overlaps.shape[0]):
-        for j in range(overlaps.shape[1]):
-            value = overlaps[i, j]
-            note = ""
-            if value > threshold:
-                note = "match" if gt_class_ids[j] == pred_class_ids[i] else "wrong"
-            color = "white" if value > 0.5 else "black"
-            ax.text(j, i, f"{value:.3f}\n{note}", ha="center", va="center", fontsize=9,
-                    color=color)
-    ax.set_ylabel("Predictions (score)")
-    ax.set_xlabel("Ground Truth")
-    _done(fig, ax, path)
-    return ax
 
 
 def draw_boxes(image: np.ndarray, boxes: np.ndarray | None = None,
@@ -448,10 +353,10 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray | None = None,
     """
     if boxes is None and refined_boxes is None:
         raise ValueError("draw_boxes needs boxes or refined_boxes")
-    n = _same_count(boxes=boxes, refined_boxes=refined_boxes, captions=captions,
+    n = same_count(boxes=boxes, refined_boxes=refined_boxes, captions=captions,
                     visibilities=visibilities,
                     masks=None if masks is None else np.asarray(masks).T)
-    fig, ax = _axes(ax, (12, 12))
+    fig, ax = new_axes(ax, (12, 12))
     colors = random_colors(n, seed=0)
     _setup_image_axes(ax, image, title)
     masked = _rgb(image)
@@ -479,68 +384,5 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray | None = None,
         if masks is not None:
             masked = apply_mask(masked, np.asarray(masks)[:, :, i], color)
     ax.imshow(np.clip(masked, 0, 255).astype(np.uint8))
-    _done(fig, ax, path)
+    done(fig, ax, path)
     return ax
-
-
-def display_table(table: Sequence[Sequence[Any]], path: str | None = None) -> str:
-    """A table (first row: header) as HTML; drawn to a PNG as well when `path` is given.
-
-    Returns:
-        The HTML string (show it in a notebook with `IPython.display.HTML`).
-    """
-    rows = [[str(cell) for cell in row] for row in table]
-    if not rows:
-        raise ValueError("display_table needs at least one row")
-    html_rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                        for row in rows)
-    if path is not None:
-        width = max(len(r) for r in rows)
-        padded = [r + [""] * (width - len(r)) for r in rows]
-        fig, ax = plt.subplots(figsize=(2 + 2 * width, 0.5 + 0.3 * len(rows)))
-        ax.axis("off")
-        cells = ax.table(cellText=padded[1:] or None, colLabels=padded[0], loc="center")
-        cells.auto_set_font_size(False)
-        cells.set_fontsize(8)
-        _finish(fig, path)
-    return f"<table>{html_rows}</table>"
-
-
-def _weight_note(name: str, values: np.ndarray) -> str:
-    if not np.all(np.isfinite(values)):
-        return "non-finite values"
-    # Biases, BN betas and moving means may legitimately be constant; kernels should not.
-    constant_ok = any(k in name for k in ("bias", "beta", "moving_mean", "moving_variance",
-                                          "gamma"))
-    if values.size > 1 and values.std() == 0 and not constant_ok:
-        return "constant (dead?)"
-    if np.abs(values).max() > 1000:
-        return "large values (> 1000)"
-    return ""
-
-
-def display_weight_stats(model: Any, path: str | None = None) -> list[list[str]]:
-    """Per-weight statistics (shape, min, max, std, note) of a Keras model or `MaskRCNN`.
-
-    Args:
-        model: a Keras model, or an object with a `keras_model` attribute (MaskRCNN).
-        path: optional PNG path for the rendered table.
-
-    Returns:
-        Rows: a header, then one row per weight, "WEIGHT NAME", "SHAPE", "MIN", "MAX", "STD",
-        "NOTE" (non-finite, constant kernel, or values above 1000).
-    """
-    model = getattr(model, "keras_model", model)
-    weights = getattr(model, "weights", None)
-    if weights is None:
-        raise TypeError(f"display_weight_stats needs a Keras model, got {type(model)}")
-    rows = [["WEIGHT NAME", "SHAPE", "MIN", "MAX", "STD", "NOTE"]]
-    for w in weights:
-        name = getattr(w, "path", None) or w.name
-        values = np.asarray(w.numpy() if hasattr(w, "numpy") else w, dtype=np.float64)
-        rows.append([name, str(tuple(values.shape)), f"{values.min():+9.4f}",
-                     f"{values.max():+10.4f}", f"{values.std():+9.4f}",
-                     _weight_note(name, values)])
-    if path is not None:
-        display_table(rows, path=path)
-    return rows

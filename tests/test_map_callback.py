@@ -2,35 +2,18 @@
 
 import numpy as np
 import pytest
+from tiny_config import TinyConfig as SharedTiny
 
 from mrcnn import model as modellib
-from mrcnn.config import Config
 from mrcnn.map_callback import MeanAPCallback, detect_with, mean_ap, shared_inference_model
 from samples.shapes.shapes import ShapesDataset
 
 
-class TinyConfig(Config):
+class TinyConfig(SharedTiny):
     NAME = "maptiny"
-    BACKBONE = "resnet50"
-    NUM_CLASSES = 4
-    IMAGES_PER_GPU = 2
-    IMAGE_MIN_DIM = 128
-    IMAGE_MAX_DIM = 128
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-    TOP_DOWN_PYRAMID_SIZE = 32
-    FPN_CLASSIF_FC_LAYERS_SIZE = 64
-    TRAIN_ROIS_PER_IMAGE = 16
-    POST_NMS_ROIS_TRAINING = 64
-    POST_NMS_ROIS_INFERENCE = 32
-    RPN_TRAIN_ANCHORS_PER_IMAGE = 32
-    MAX_GT_INSTANCES = 5
-    DETECTION_MAX_INSTANCES = 5
     DETECTION_MIN_CONFIDENCE = 0.0  # an untrained model must still produce detections
-    MINI_MASK_SHAPE = (14, 14)
     STEPS_PER_EPOCH = 2
-    VALIDATION_STEPS = 1
     LEARNING_RATE = 0.005
-    RANDOM_SEED = 0
 
 
 class TinyInference(TinyConfig):

@@ -10,10 +10,10 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from tiny_config import TinyConfig
 
 from mrcnn import model as modellib
 from mrcnn import training
-from mrcnn.config import Config
 from mrcnn.training import (
     LAYER_PRESETS,
     MatterportCheckpoint,
@@ -191,23 +191,6 @@ def test_guard_and_checkpoint_together_write_nothing_for_the_nan_epoch(tmp_path)
 
 
 # --------------------------------------------------------------------------- set_trainable
-class TinyConfig(Config):
-    NAME = "tiny"
-    BACKBONE = "resnet50"
-    NUM_CLASSES = 4
-    IMAGES_PER_GPU = 1
-    IMAGE_MIN_DIM = 128
-    IMAGE_MAX_DIM = 128
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-    TRAIN_ROIS_PER_IMAGE = 16
-    POST_NMS_ROIS_TRAINING = 64
-    POST_NMS_ROIS_INFERENCE = 32
-    RPN_TRAIN_ANCHORS_PER_IMAGE = 32
-    MAX_GT_INSTANCES = 5
-    TOP_DOWN_PYRAMID_SIZE = 32
-    FPN_CLASSIF_FC_LAYERS_SIZE = 64
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     return modellib.MaskRCNN("training", TinyConfig(), str(tmp_path_factory.mktemp("logs")))

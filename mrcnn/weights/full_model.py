@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import zipfile
 from typing import Any
 
 import keras
+
+from mrcnn.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +34,8 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     if not p.endswith(".keras"):
         raise ValueError(f"save_model writes the Keras 3 format; the path must end in '.keras', "
                          f"got {p!r} (for the Keras-2 HDF5 layout use save_weights_h5)")
-    folder = os.path.dirname(os.path.abspath(p))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Folder for model file does not exist: {folder}")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".keras", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_write(p, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     logger.info("Saved model %r to %s", getattr(model, "name", "?"), p)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mrcnn.fileio import atomic_write
 from mrcnn.weights.naming import model_entries
 
 logger = logging.getLogger(__name__)
@@ -248,12 +248,7 @@ def save_weights_h5(model: Any, filepath: str | os.PathLike, *, epoch: int | Non
     if config is not None and not isinstance(config, dict):
         raise TypeError(f"config must be a dict (e.g. Config.to_dict()), got {type(config)}")
     path = os.fspath(filepath)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Folder for weights file does not exist: {folder}")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".h5", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_write(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as handle:
             n_weights = _write_layout(handle, model)
             if epoch is not None or config is not None or optimizer is not None:
@@ -264,11 +259,6 @@ def save_weights_h5(model: Any, filepath: str | os.PathLike, *, epoch: int | Non
                     extras.attrs["config_json"] = json.dumps(config, default=_json_default)
                 if optimizer is not None:
                     _write_optimizer(extras.create_group(OPTIMIZER_GROUP), optimizer)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     logger.info("Saved %d weights to %s", n_weights, path)
 
 

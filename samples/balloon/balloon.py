@@ -24,7 +24,6 @@ import datetime
 import logging
 import os
 import sys
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ if ROOT not in sys.path:
 
 from mrcnn.config import Config  # noqa: E402
 from mrcnn.datasets.via import ViaDataset  # noqa: E402
+from mrcnn.fileio import atomic_write  # noqa: E402
 
 logger = logging.getLogger("balloon")
 
@@ -101,15 +101,8 @@ def _write_image_atomic(path: str, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(os.path.splitext(path)[1], image[..., ::-1])
     if not ok:
         raise ValueError(f"OpenCV cannot encode an image as {path!r}")
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".splash-", suffix=".partial", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, suffix=".partial") as tmp, open(tmp, "wb") as f:
+        f.write(encoded.tobytes())
 
 
 def _read_rgb(path: str) -> np.ndarray:
