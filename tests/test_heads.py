@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from shared_fixtures import FIXTURES as SHARED_FIXTURES  # noqa: E402
 
 from mrcnn.backbone import resnet_graph  # noqa: E402
 from mrcnn.fpn import build_fpn  # noqa: E402
@@ -21,7 +22,7 @@ from mrcnn.heads import (  # noqa: E402
 from mrcnn.layers.batch_norm import BatchNorm  # noqa: E402
 from mrcnn.layers.time_distributed import TimeDistributed  # noqa: E402
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = Path(SHARED_FIXTURES)
 if not FIXTURES.is_dir():  # a checkout may carry the fixtures beside the tests
     FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RNG = np.random.default_rng(0)

@@ -12,6 +12,7 @@ import re
 import keras
 import numpy as np
 import pytest
+from shared_fixtures import FIXTURES as SHARED_FIXTURES
 from tiny_config import TinyConfig
 
 from mrcnn import model as modellib
@@ -21,7 +22,7 @@ from mrcnn.layers.loss import LOSS_FUNCTIONS, LossLayer
 from mrcnn.weights import read_h5_extras
 from samples.shapes.shapes import ShapesDataset
 
-FIXTURES = "/work/shared/fixtures"
+FIXTURES = SHARED_FIXTURES
 LOSS_NAMES = ["rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
               "mrcnn_mask_loss"]
 TRACKERS = {"loss", "l2_loss", *LOSS_NAMES}

@@ -12,12 +12,13 @@ import os
 import h5py
 import numpy as np
 import pytest
+from shared_fixtures import FIXTURES as SHARED_FIXTURES
 
 from mrcnn import model as modellib
 from mrcnn.config import Config
 from mrcnn.weights import save_weights_h5
 
-FIXTURES = "/work/shared/fixtures"
+FIXTURES = SHARED_FIXTURES
 HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 # matterport's `mrcnn_bbox` is a weightless Reshape: three of the four names hold weights.
 WEIGHTED_HEADS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask"]

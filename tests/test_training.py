@@ -10,6 +10,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from shared_fixtures import FIXTURES as SHARED_FIXTURES
 from tiny_config import TinyConfig
 
 from mrcnn import model as modellib
@@ -25,7 +26,7 @@ from mrcnn.training import (
 )
 from mrcnn.weights import read_h5_extras
 
-FIXTURES = "/work/shared/fixtures"
+FIXTURES = SHARED_FIXTURES
 
 
 # --------------------------------------------------------------------------- presets
