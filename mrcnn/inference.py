@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mrcnn.anchors import anchors_for_config
 from mrcnn.boxes import denorm_boxes, norm_boxes
 from mrcnn.image import compose_image_meta, mold_image, resize_image
 from mrcnn.masks import unmold_mask
@@ -120,3 +121,35 @@ def unmold_detections(detections: np.ndarray, mrcnn_mask: np.ndarray,
     full_masks = (np.stack(full, axis=-1) if full
                   else np.zeros(tuple(original_image_shape[:2]) + (0,), dtype=bool))
     return boxes.astype(np.int32), class_ids, scores, full_masks
+
+
+def predict_molded(keras_model: Any, config: Any, molded_images: np.ndarray,
+                   image_metas: np.ndarray) -> list:
+    """Run an inference graph on molded images, adding the anchors for their shape.
+
+    Returns:
+        The graph's outputs: [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois,
+        rpn_class, rpn_bbox], each with the batch axis first.
+    """
+    anchors = anchors_for_config(config, tuple(molded_images.shape[1:3]), normalized=True)
+    anchors = np.broadcast_to(anchors, (len(molded_images),) + anchors.shape)
+    return keras_model.predict_on_batch([molded_images, image_metas, anchors])
+
+
+def detect_images(keras_model: Any, config: Any, images: Sequence[np.ndarray]) -> list[dict]:
+    """matterport's detect(): mold, run `keras_model` (an inference graph), unmold.
+
+    Returns:
+        One dict per image: rois [N, (y1, x1, y2, x2)] pixels, class_ids [N], scores [N],
+        masks [H, W, N] bool, in the coordinates of each original image.
+    """
+    molded, metas, windows = mold_inputs(images, config)
+    detections, _, _, mrcnn_mask, _, _, _ = predict_molded(keras_model, config, molded, metas)
+    results = []
+    for i, image in enumerate(images):
+        rois, class_ids, scores, masks = unmold_detections(
+            np.asarray(detections[i]), np.asarray(mrcnn_mask[i]), np.asarray(image).shape,
+            molded[i].shape, windows[i])
+        results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
+                        "masks": masks})
+    return results

@@ -17,13 +17,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from mrcnn.anchors import anchors_for_config
-from mrcnn.data_generator import load_image_gt
-from mrcnn.inference import mold_inputs, unmold_detections
+from mrcnn.evaluation import evaluate_dataset
+from mrcnn.inference import detect_images
 from mrcnn.layers.detection import DetectionLayer
 from mrcnn.layers.misc import DetectionBoxes
 from mrcnn.layers.proposal import ProposalLayer
-from mrcnn.metrics import compute_ap
 
 logger = logging.getLogger(__name__)
 
@@ -96,34 +94,6 @@ def shared_inference_model(train_model: keras.Model, config: Any) -> keras.Model
                         rpn_bbox], name="shared_inference")
 
 
-def detect_with(model: keras.Model, config: Any, images: Sequence[np.ndarray]) -> list[dict]:
-    """matterport's detect() on any inference keras model (e.g. shared_inference_model)."""
-    molded, metas, windows = mold_inputs(images, config)
-    anchors = anchors_for_config(config, molded.shape[1:3], normalized=True)
-    anchors = np.broadcast_to(anchors, (len(molded),) + anchors.shape)
-    detections, _, _, masks, _, _, _ = model.predict_on_batch([molded, metas, anchors])
-    results = []
-    for i, image in enumerate(images):
-        rois, class_ids, scores, full = unmold_detections(
-            np.asarray(detections[i]), np.asarray(masks[i]), np.asarray(image).shape,
-            molded[i].shape, windows[i])
-        results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full})
-    return results
-
-
-def mean_ap(detect_fn, dataset, config: Any, image_ids: Sequence[int],
-            iou_threshold: float = 0.5) -> float:
-    """Mean of matterport's mask AP over `image_ids`, detecting one image at a time."""
-    aps = []
-    for image_id in image_ids:
-        image, _, gt_class_ids, gt_boxes, gt_masks = load_image_gt(dataset, config, image_id)
-        r = detect_fn([image])[0]
-        ap, _, _, _ = compute_ap(gt_boxes, gt_class_ids, gt_masks, r["rois"], r["class_ids"],
-                                 r["scores"], r["masks"], iou_threshold=iou_threshold)
-        aps.append(ap)
-    return float(np.mean(aps)) if aps else 0.0
-
-
 class MeanAPCallback(keras.callbacks.Callback):
     """Adds mask `mAP` (at `iou_threshold`) on a validation subset to the logs every N epochs.
 
@@ -163,17 +133,19 @@ class MeanAPCallback(keras.callbacks.Callback):
         if self._inference is None:
             self._inference = shared_inference_model(self.model, self.config)
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[dict]:
+    def detect(self, images: Sequence[np.ndarray], verbose: int = 0) -> list[dict]:
         """detect() with the current training weights, e.g. as TensorBoardDetections'
         detect_fn."""
         if self._inference is None:
             self._inference = shared_inference_model(self.model, self.config)
-        return detect_with(self._inference, self.config, images)
+        return detect_images(self._inference, self.config, images)
 
     def evaluate(self) -> float:
-        """mAP of the current weights on the callback's images."""
-        return mean_ap(self.detect, self.dataset, self.config, self.image_ids,
-                       self.iou_threshold)
+        """Mask mAP at `iou_threshold` of the current weights on the callback's images
+        (mrcnn.evaluation.evaluate_dataset, with this callback as the model)."""
+        result = evaluate_dataset(self, self.dataset, self.config, image_ids=self.image_ids,
+                                  iou_thresholds=(self.iou_threshold,))
+        return result.map
 
     def on_epoch_end(self, epoch, logs=None):
         last = self.params.get("epochs") == epoch + 1 if self.params else False

@@ -36,7 +36,7 @@ from mrcnn.graph_ops import (  # noqa: F401
 )
 from mrcnn.heads import build_fpn_mask_graph, build_rpn_model, fpn_classifier_graph
 from mrcnn.image import compose_image_meta, mold_image, parse_image_meta, unmold_image  # noqa: F401
-from mrcnn.inference import mold_inputs, unmold_detections
+from mrcnn.inference import detect_images, mold_inputs, predict_molded, unmold_detections
 from mrcnn.layers.detection import DetectionLayer
 from mrcnn.layers.detection_target import DetectionTargetLayer
 from mrcnn.layers.loss import LossLayer
@@ -189,14 +189,6 @@ def build_graph(mode: str, config: Any) -> tuple[list, list]:
                                       c.MASK_POOL_SIZE, c.NUM_CLASSES, train_bn=c.TRAIN_BN)
     return ([input_image, input_image_meta, input_anchors],
             [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox])
-
-
-def _json_safe(config_dict: dict) -> dict:
-    """Config values that JSON can store; callables are kept by name."""
-    out = {}
-    for k, v in config_dict.items():
-        out[k] = getattr(v, "__qualname__", repr(v)) if callable(v) else v
-    return out
 
 
 class MaskRCNN:
@@ -365,7 +357,7 @@ class MaskRCNN:
         callbacks = [guard] + producers + [
             keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0,
                                         write_graph=False),
-            MatterportCheckpoint(self.checkpoint_path, config=_json_safe(c.to_dict())),
+            MatterportCheckpoint(self.checkpoint_path, config=c.to_dict()),
         ] + [cb for cb in custom if cb not in producers]
 
         logger.info("Starting at epoch %d, LR=%s, checkpoints %s", self.epoch, learning_rate,
@@ -401,12 +393,9 @@ class MaskRCNN:
         return anchors_for_config(self.config, tuple(int(v) for v in image_shape[:2]),
                                   normalized=True)
 
-    def _predict(self, molded_images: np.ndarray, image_metas: np.ndarray):
+    def _check_inference(self) -> None:
         if self.mode != "inference":
             raise ValueError("detect() needs a model created in inference mode")
-        anchors = self.get_anchors(molded_images.shape[1:3])
-        anchors = np.broadcast_to(anchors, (len(molded_images),) + anchors.shape)
-        return self.keras_model.predict_on_batch([molded_images, image_metas, anchors])
 
     def detect(self, images: Sequence[np.ndarray], verbose: int = 0) -> list[dict]:
         """Detect instances in a list of images (any count, any sizes).
@@ -415,23 +404,17 @@ class MaskRCNN:
             One dict per image: rois [N, (y1, x1, y2, x2)] pixels, class_ids [N],
             scores [N], masks [H, W, N] bool.
         """
-        molded, metas, windows = self.mold_inputs(images)
-        detections, _, _, mrcnn_mask, _, _, _ = self._predict(molded, metas)
-        results = []
-        for i, image in enumerate(images):
-            rois, class_ids, scores, masks = self.unmold_detections(
-                detections[i], mrcnn_mask[i], np.asarray(image).shape, molded[i].shape,
-                windows[i])
-            results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
-                            "masks": masks})
-        return results
+        self._check_inference()
+        return detect_images(self.keras_model, self.config, images)
 
     def detect_molded(self, molded_images: np.ndarray, image_metas: np.ndarray,
                       verbose: int = 0) -> list[dict]:
         """Detect on images that are already molded (e.g. from load_image_gt + mold_image);
         results are in the molded images' coordinates."""
+        self._check_inference()
         molded_images = np.asarray(molded_images, np.float32)
-        detections, _, _, mrcnn_mask, _, _, _ = self._predict(molded_images, image_metas)
+        detections, _, _, mrcnn_mask, _, _, _ = predict_molded(
+            self.keras_model, self.config, molded_images, image_metas)
         results = []
         for i in range(len(molded_images)):
             window = parse_image_meta(image_metas[i:i + 1])["window"][0]

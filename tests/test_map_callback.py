@@ -5,7 +5,9 @@ import pytest
 from tiny_config import TinyConfig as SharedTiny
 
 from mrcnn import model as modellib
-from mrcnn.map_callback import MeanAPCallback, detect_with, mean_ap, shared_inference_model
+from mrcnn.evaluation import evaluate_dataset
+from mrcnn.inference import detect_images
+from mrcnn.map_callback import MeanAPCallback, shared_inference_model
 from samples.shapes.shapes import ShapesDataset
 
 
@@ -53,12 +55,13 @@ def test_logged_map_equals_separate_evaluation(tmp_path, data):
     # A separate inference model loading the checkpoint of the same epoch agrees.
     inference = modellib.MaskRCNN("inference", TinyInference(), str(tmp_path))
     inference.load_weights(model.find_last(), by_name=True)
-    separate = mean_ap(inference.detect, data, TinyInference(), data.image_ids[:4])
+    separate = evaluate_dataset(inference, data, TinyInference(), image_ids=data.image_ids[:4],
+                                iou_thresholds=(0.5,)).map
     assert separate == pytest.approx(logged, abs=1e-6)
 
     # And the detections themselves match the inference model's.
     image = data.load_image(0)
-    a = detect_with(shared, config, [image])[0]
+    a = detect_images(shared, config, [image])[0]
     b = inference.detect([image])[0]
     np.testing.assert_array_equal(a["class_ids"], b["class_ids"])
     np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-5)

@@ -24,7 +24,7 @@ if ROOT not in sys.path:
 from mrcnn import model as modellib  # noqa: E402
 from mrcnn import visualize  # noqa: E402
 from mrcnn.callbacks import WarmupLRSchedule  # noqa: E402
-from mrcnn.map_callback import mean_ap  # noqa: E402
+from mrcnn.evaluation import evaluate_dataset  # noqa: E402
 from samples.shapes.shapes import ShapesConfig, ShapesDataset  # noqa: E402
 
 logger = logging.getLogger("shapes")
@@ -146,7 +146,7 @@ def main(argv=None) -> float:
     evaluator = modellib.MaskRCNN("inference", eval_config, args.logs)
     evaluator.load_weights(checkpoint, by_name=True)
     start = time.time()
-    score = mean_ap(evaluator.detect, val_set, eval_config, val_set.image_ids)
+    score = evaluate_dataset(evaluator, val_set, eval_config, iou_thresholds=(0.5,)).map50
     eval_seconds = time.time() - start
     inference = modellib.MaskRCNN("inference", infer_config, args.logs)
     inference.load_weights(checkpoint, by_name=True)
