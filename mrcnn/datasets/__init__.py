@@ -11,7 +11,9 @@ The submodules are imported on first use (the VIA loader does not need pycocotoo
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import os
 from collections import Counter
 from typing import Any
 
@@ -23,7 +25,7 @@ _EXPORTS = {
     "ViaDataset": "mrcnn.datasets.via",
 }
 
-__all__ = ["InvalidAnnotation", "skip_or_raise", *_EXPORTS]
+__all__ = ["InvalidAnnotation", "read_json", "skip_or_raise", *_EXPORTS]
 
 
 class InvalidAnnotation(ValueError):
@@ -45,6 +47,25 @@ def skip_or_raise(skipped: Counter, err: InvalidAnnotation, skip_invalid: bool,
         raise ValueError(f"{err} (pass skip_invalid=True to skip such items)") from err
     skipped[err.kind] += 1
     logger.warning("skipped: %s", err)
+
+
+def read_json(path: str, kind: str) -> Any:
+    """Read a JSON annotation file, with errors that name `kind` and the path.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is empty or not valid JSON.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{kind} not found: {path!r}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if not raw.strip():
+        raise ValueError(f"{kind} {path!r} is empty")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{kind} {path!r} is not valid JSON: {err}") from err
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import math
 import os
@@ -35,7 +34,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mrcnn.dataset import Dataset
-from mrcnn.datasets import InvalidAnnotation, skip_or_raise
+from mrcnn.datasets import InvalidAnnotation, read_json, skip_or_raise
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +58,7 @@ def read_annotation_file(path: str) -> dict:
         FileNotFoundError: no such file.
         ValueError: the file is empty, not JSON, not an object, or has no images or categories.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"COCO annotation file not found: {path!r}")
-    with open(path, "rb") as f:
-        raw = f.read()
-    if not raw.strip():
-        raise ValueError(f"COCO annotation file {path!r} is empty")
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"COCO annotation file {path!r} is not valid JSON: {err}") from err
+    data = read_json(path, "COCO annotation file")
     if not isinstance(data, dict):
         raise ValueError(f"COCO annotation file {path!r}: expected a JSON object with 'images', "
                          f"'annotations' and 'categories', got a {type(data).__name__}")

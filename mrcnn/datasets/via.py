@@ -26,7 +26,6 @@ the image are clipped to it (counted in `dataset.clipped`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -36,7 +35,7 @@ import numpy as np
 import skimage.draw
 
 from mrcnn.dataset import Dataset
-from mrcnn.datasets import InvalidAnnotation, skip_or_raise
+from mrcnn.datasets import InvalidAnnotation, read_json, skip_or_raise
 
 logger = logging.getLogger(__name__)
 
@@ -50,16 +49,7 @@ def read_via_file(path: str) -> list[dict]:
         FileNotFoundError: no such file.
         ValueError: the file is empty, not JSON, or not a VIA region file.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"VIA annotation file not found: {path!r}")
-    with open(path, "rb") as f:
-        raw = f.read()
-    if not raw.strip():
-        raise ValueError(f"VIA annotation file {path!r} is empty")
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"VIA annotation file {path!r} is not valid JSON: {err}") from err
+    data = read_json(path, "VIA annotation file")
     if isinstance(data, dict) and isinstance(data.get("_via_img_metadata"), dict):
         data = data["_via_img_metadata"]
     entries = list(data.values()) if isinstance(data, dict) else None

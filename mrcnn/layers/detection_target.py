@@ -9,7 +9,13 @@ from typing import Any
 import tensorflow as tf
 
 from mrcnn import graph_ops
-from mrcnn.layers.misc import GraphLayer, check_fraction, check_positive_int, check_std_dev
+from mrcnn.layers.misc import (
+    GraphLayer,
+    check_fraction,
+    check_height_width,
+    check_positive_int,
+    check_std_dev,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +61,7 @@ class DetectionTargetLayer(GraphLayer):
         self.train_rois_per_image = check_positive_int(
             "train_rois_per_image", train_rois_per_image)
         self.roi_positive_ratio = check_fraction("roi_positive_ratio", roi_positive_ratio)
-        try:
-            shape = tuple(mask_shape)
-        except TypeError:
-            shape = ()
-        if len(shape) != 2:
-            raise ValueError(f"mask_shape must be (height, width), got {mask_shape!r}")
-        self.mask_shape = tuple(check_positive_int("mask_shape", s) for s in shape)
+        self.mask_shape = check_height_width("mask_shape", mask_shape)
         self.use_mini_mask = bool(use_mini_mask)
         self.bbox_std_dev = check_std_dev("bbox_std_dev", bbox_std_dev)
 

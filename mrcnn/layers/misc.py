@@ -62,6 +62,17 @@ def check_fraction(name: str, value: Any, allow_zero: bool = False) -> float:
     return number
 
 
+def check_height_width(name: str, value: Any) -> tuple[int, int]:
+    """Returns `value` as a (height, width) pair of positive ints, or raises ValueError."""
+    try:
+        pair = tuple(value)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be (height, width), got {value!r}")
+    return tuple(check_positive_int(name, v) for v in pair)
+
+
 class GraphLayer(keras.layers.Layer):
     """Base of the weightless graph layers: no autocasting of inputs.
 

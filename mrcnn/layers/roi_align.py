@@ -9,7 +9,7 @@ from typing import Any
 import tensorflow as tf
 
 from mrcnn import graph_ops
-from mrcnn.layers.misc import GraphLayer, check_positive_int
+from mrcnn.layers.misc import GraphLayer, check_height_width
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,7 @@ class PyramidROIAlign(GraphLayer):
 
     def __init__(self, pool_shape: Sequence[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        try:
-            shape = tuple(pool_shape)
-        except TypeError:
-            shape = ()
-        if len(shape) != 2:
-            raise ValueError(f"pool_shape must be (height, width), got {pool_shape!r}")
-        self.pool_shape = tuple(check_positive_int("pool_shape", s) for s in shape)
+        self.pool_shape = check_height_width("pool_shape", pool_shape)
 
     def _check_inputs(self, inputs: Sequence[Any]) -> None:
         if len(inputs) != 2 + MAX_LEVEL - MIN_LEVEL + 1:
