@@ -21,8 +21,8 @@ setup(
     install_requires=requirements,
     # imgaug is optional (augmentation); install it with --no-deps, see requirements-nodeps.txt.
     extras_require={"augment": ["imgaug==0.4.0"]},
-    entry_points={"console_scripts": ["mrcnn=mrcnn.cli:main",
-                                      "mrcnn-weights=mrcnn.weights.__main__:main"]},
+    entry_points={"console_scripts": ["mrcnn=mrcnn.tools.cli:main",
+                                      "mrcnn-weights=mrcnn.tools.inspect_weights:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Image Recognition",

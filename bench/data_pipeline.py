@@ -29,8 +29,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mrcnn.config import Config  # noqa: E402
-from mrcnn.data_generator import DataGenerator  # noqa: E402
-from mrcnn.dataset import Dataset  # noqa: E402
+from mrcnn.data.dataset import Dataset  # noqa: E402
+from mrcnn.data.generator import DataGenerator  # noqa: E402
 from samples.shapes.shapes import ShapesConfig, ShapesDataset, draw_shape  # noqa: E402
 
 cv2.setNumThreads(1)

@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from mrcnn import model as modellib  # noqa: E402
-from mrcnn.data_generator import DataGenerator  # noqa: E402
+from mrcnn.data.generator import DataGenerator  # noqa: E402
 from samples.shapes.shapes import ShapesConfig, ShapesDataset  # noqa: E402
 
 

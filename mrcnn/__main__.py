@@ -1,8 +1,8 @@
-"""`python -m mrcnn`: the `mrcnn` command (see mrcnn.cli)."""
+"""`python -m mrcnn`: the `mrcnn` command (see mrcnn.tools.cli)."""
 
 import sys
 
-from mrcnn.cli import main
+from mrcnn.tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

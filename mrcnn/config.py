@@ -88,7 +88,8 @@ class Config:
     USE_MINI_MASK = True
     MINI_MASK_SHAPE = (56, 56)  # (height, width)
 
-    # Input image resizing: "none", "square", "pad64" or "crop" (see mrcnn.image.resize_image).
+    # Input image resizing: "none", "square", "pad64" or "crop" (see
+    # mrcnn.structures.image.resize_image).
     IMAGE_RESIZE_MODE = "square"
     IMAGE_MIN_DIM = 800
     IMAGE_MAX_DIM = 1024

@@ -23,24 +23,32 @@ from typing import Any
 import keras
 import numpy as np
 
-from mrcnn import checkpoints
-from mrcnn.anchors import anchors_for_config, compute_backbone_shapes  # noqa: F401
-from mrcnn.backbone import resnet_graph
-from mrcnn.checkpoints import COCO_WEIGHTS_FILE, IMAGENET_WEIGHTS_FILE  # noqa: F401
-from mrcnn.data_generator import DataGenerator, data_generator, load_image_gt  # noqa: F401
-from mrcnn.fpn import build_fpn
-from mrcnn.graph_ops import (  # noqa: F401
+from mrcnn.data.generator import DataGenerator, data_generator  # noqa: F401
+from mrcnn.data.ground_truth import load_image_gt  # noqa: F401
+from mrcnn.data.targets import build_detection_targets, build_rpn_targets  # noqa: F401
+from mrcnn.engine import runs as checkpoints
+from mrcnn.engine.predictor import detect_images, mold_inputs, predict_molded, unmold_detections
+from mrcnn.engine.runs import COCO_WEIGHTS_FILE, IMAGENET_WEIGHTS_FILE  # noqa: F401
+from mrcnn.engine.trainer import (
+    MatterportCheckpoint,
+    NonFiniteLossGuard,
+    TrainingModel,
+    make_optimizer,
+    resolve_layers,
+)
+from mrcnn.engine.trainer import set_trainable as _set_trainable
+from mrcnn.modeling.backbone import resnet_graph
+from mrcnn.modeling.fpn import build_fpn
+from mrcnn.modeling.graph_ops import (  # noqa: F401
     denorm_boxes_graph,
     norm_boxes_graph,
     parse_image_meta_graph,
 )
-from mrcnn.heads import build_fpn_mask_graph, build_rpn_model, fpn_classifier_graph
-from mrcnn.image import compose_image_meta, mold_image, parse_image_meta, unmold_image  # noqa: F401
-from mrcnn.inference import detect_images, mold_inputs, predict_molded, unmold_detections
-from mrcnn.layers.detection import DetectionLayer
-from mrcnn.layers.detection_target import DetectionTargetLayer
-from mrcnn.layers.loss import LossLayer
-from mrcnn.layers.misc import (
+from mrcnn.modeling.heads import build_fpn_mask_graph, build_rpn_model, fpn_classifier_graph
+from mrcnn.modeling.layers.detection import DetectionLayer
+from mrcnn.modeling.layers.detection_target import DetectionTargetLayer
+from mrcnn.modeling.layers.loss import LossLayer
+from mrcnn.modeling.layers.misc import (
     AnchorsLayer,
     DetectionBoxes,
     IdentityLayer,
@@ -48,23 +56,16 @@ from mrcnn.layers.misc import (
     NormBoxes,
     TakeFirst,
 )
-from mrcnn.layers.proposal import ProposalLayer
-from mrcnn.losses import (  # noqa: F401
+from mrcnn.modeling.layers.proposal import ProposalLayer
+from mrcnn.modeling.losses import (  # noqa: F401
     mrcnn_bbox_loss_graph,
     mrcnn_class_loss_graph,
     mrcnn_mask_loss_graph,
     rpn_bbox_loss_graph,
     rpn_class_loss_graph,
 )
-from mrcnn.targets import build_detection_targets, build_rpn_targets  # noqa: F401
-from mrcnn.training import (
-    MatterportCheckpoint,
-    NonFiniteLossGuard,
-    TrainingModel,
-    make_optimizer,
-    resolve_layers,
-)
-from mrcnn.training import set_trainable as _set_trainable
+from mrcnn.structures.anchors import anchors_for_config, compute_backbone_shapes  # noqa: F401
+from mrcnn.structures.image import compose_image_meta, mold_image, parse_image_meta, unmold_image  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def log(text: str, array: np.ndarray | None = None) -> None:
 def build_graph(mode: str, config: Any) -> tuple[list, list]:
     """Build Mask R-CNN's inputs and outputs for `mode` ("training" or "inference").
 
-    Training outputs follow `mrcnn.training.TRAIN_OUTPUT_KEYS` (matterport's, loss layers
+    Training outputs follow `mrcnn.engine.trainer.TRAIN_OUTPUT_KEYS` (matterport's, loss layers
     last); inference outputs are
     matterport's [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class,
     rpn_bbox].
@@ -268,9 +269,9 @@ class MaskRCNN:
         `train()` when the file carries it.
 
         Returns:
-            The `mrcnn.weights.LoadReport` of the load.
+            The `mrcnn.checkpoint.LoadReport` of the load.
         """
-        from mrcnn.weights import load_weights_h5, read_h5_extras
+        from mrcnn.checkpoint import load_weights_h5, read_h5_extras
 
         filepath = self.resolve_weights(filepath)
         if exclude:
@@ -287,7 +288,7 @@ class MaskRCNN:
     def set_trainable(self, layer_regex: str, keras_model: keras.Model | None = None,
                       indent: int = 0, verbose: int = 1) -> list[str]:
         """Make the layers matching `layer_regex` (or a preset) trainable (see
-        mrcnn.training.set_trainable); `indent` is accepted for matterport compatibility."""
+        mrcnn.engine.trainer.set_trainable); `indent` is accepted for matterport compatibility."""
         return _set_trainable(keras_model or self.keras_model, layer_regex, verbose=verbose)
 
     def compile(self, learning_rate: float, momentum: float) -> None:
@@ -299,7 +300,7 @@ class MaskRCNN:
         self.keras_model.compile(optimizer=optimizer, jit_compile=False)
         optimizer.build(self.keras_model.trainable_variables)
         if self._optimizer_state_path:
-            from mrcnn.weights import load_optimizer_state
+            from mrcnn.checkpoint import load_optimizer_state
             if load_optimizer_state(optimizer, self._optimizer_state_path):
                 # The state includes the old learning rate; the caller's rate wins.
                 optimizer.learning_rate = learning_rate
@@ -314,7 +315,7 @@ class MaskRCNN:
         """Train the layers selected by `layers` up to epoch `epochs` (cumulative, as matterport).
 
         Args:
-            train_dataset, val_dataset: prepared `mrcnn.dataset.Dataset` objects.
+            train_dataset, val_dataset: prepared `mrcnn.data.dataset.Dataset` objects.
             learning_rate: the SGD learning rate.
             epochs: the epoch number to train up to (training starts at `self.epoch`).
             layers: "heads", "3+", "4+", "5+", "all" or a regex of layer names.

@@ -6,8 +6,10 @@ modules that own each function. Importing this module does not import TensorFlow
 
 from __future__ import annotations
 
-from mrcnn.anchors import generate_anchors, generate_pyramid_anchors
-from mrcnn.boxes import (
+from mrcnn.data.dataset import Dataset
+from mrcnn.evaluation.metrics import compute_ap, compute_ap_range, compute_matches, compute_recall
+from mrcnn.structures.anchors import generate_anchors, generate_pyramid_anchors
+from mrcnn.structures.boxes import (
     apply_box_deltas,
     box_refinement,
     compute_iou,
@@ -19,10 +21,8 @@ from mrcnn.boxes import (
     norm_boxes,
     trim_zeros,
 )
-from mrcnn.dataset import Dataset
-from mrcnn.image import resize, resize_image
-from mrcnn.masks import expand_mask, minimize_mask, resize_mask, unmold_mask
-from mrcnn.metrics import compute_ap, compute_ap_range, compute_matches, compute_recall
+from mrcnn.structures.image import resize, resize_image
+from mrcnn.structures.masks import expand_mask, minimize_mask, resize_mask, unmold_mask
 
 COCO_MODEL_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
 
@@ -37,8 +37,8 @@ __all__ = [
 
 
 def batch_slice(inputs, graph_fn, batch_size, names=None):
-    """matterport's batch_slice (TensorFlow); see mrcnn.graph_ops.batch_slice."""
-    from mrcnn.graph_ops import batch_slice as _batch_slice
+    """matterport's batch_slice (TensorFlow); see mrcnn.modeling.graph_ops.batch_slice."""
+    from mrcnn.modeling.graph_ops import batch_slice as _batch_slice
 
     return _batch_slice(inputs, graph_fn, batch_size, names=names)
 

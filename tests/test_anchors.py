@@ -1,12 +1,12 @@
-"""Tests for mrcnn.anchors: hand-computed anchors, backbone shapes, the per-config cache."""
+"""structures.anchors: hand-computed anchors, backbone shapes, the per-config cache."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from mrcnn import anchors as A
 from mrcnn.config import Config
+from mrcnn.structures import anchors as A
 
 
 def test_generate_anchors_golden_2x2_grid():

@@ -1,9 +1,9 @@
-"""Tests for mrcnn.augment: imgaug on numpy 2, masks moved with their image, reproducibility."""
+"""data.augment: imgaug on numpy 2, masks moved with their image, reproducibility."""
 
 import numpy as np
 import pytest
 
-from mrcnn.augment import MASK_AUGMENTERS, augment, import_imgaug
+from mrcnn.data.augment import MASK_AUGMENTERS, augment, import_imgaug
 
 ia = import_imgaug()
 iaa = ia.augmenters

@@ -1,4 +1,4 @@
-"""Tests for mrcnn.backbone (ResNet), mrcnn.fpn (feature pyramid) and mrcnn.layers.batch_norm."""
+"""modeling.backbone (ResNet), modeling.fpn (feature pyramid), modeling.layers.batch_norm."""
 
 import os
 
@@ -8,9 +8,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from mrcnn.backbone import conv_block, identity_block, resnet_graph  # noqa: E402
-from mrcnn.fpn import build_fpn  # noqa: E402
-from mrcnn.layers.batch_norm import BatchNorm  # noqa: E402
+from mrcnn.modeling.backbone import conv_block, identity_block, resnet_graph  # noqa: E402
+from mrcnn.modeling.fpn import build_fpn  # noqa: E402
+from mrcnn.modeling.layers.batch_norm import BatchNorm  # noqa: E402
 
 RNG = np.random.default_rng(0)
 

@@ -1,9 +1,9 @@
-"""Tests for mrcnn.boxes: golden values computed by hand, round trips, bad inputs."""
+"""Tests for mrcnn.structures.boxes: golden values computed by hand, round trips, bad inputs."""
 
 import numpy as np
 import pytest
 
-from mrcnn import boxes as B
+from mrcnn.structures import boxes as B
 
 
 # ----------------------------------------------------------------------------- extract_bboxes

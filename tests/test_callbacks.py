@@ -1,4 +1,4 @@
-"""Tests for mrcnn.callbacks: LR schedule values, checkpoint file sets, early stopping and
+"""Tests for mrcnn.engine.callbacks: LR schedule values, checkpoint file sets, early stopping and
 TensorBoard detection images, each proved by training a toy Dense model for a few epochs."""
 
 import glob
@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mrcnn.callbacks import (  # noqa: E402
+from mrcnn.engine.callbacks import (  # noqa: E402
     BestCheckpoint,
     EarlyStopping,
     KeepLastCheckpoints,
@@ -358,7 +358,7 @@ def test_tensorboard_detections_bad_inputs(tmp_path):
 
 
 def test_compose_with_matterport_checkpoint_writer(tmp_path):
-    from mrcnn.training import MatterportCheckpoint
+    from mrcnn.engine.trainer import MatterportCheckpoint
 
     template = str(tmp_path / "mask_rcnn_toy_{epoch:04d}.h5")
     callbacks = [MatterportCheckpoint(template, save_optimizer=False),

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from mrcnn.checkpoints import find_last, list_checkpoints, run_info
+from mrcnn.engine.runs import find_last, list_checkpoints, run_info
 
 
 def touch(path):
@@ -75,7 +75,7 @@ def test_list_checkpoints_orders_by_epoch(tmp_path):
 
 
 def test_resolve_weights_file(tmp_path, monkeypatch):
-    from mrcnn.checkpoints import resolve_weights_file
+    from mrcnn.engine.runs import resolve_weights_file
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MRCNN_COCO_WEIGHTS", raising=False)

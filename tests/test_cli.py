@@ -22,7 +22,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from skimage.measure import find_contours
 
-from mrcnn import cli
+from mrcnn.tools import cli
 from samples.shapes.shapes import ShapesDataset
 
 # pycocotools 2.x calls np.array(copy=False) on numpy 2: its own deprecation, not ours.
@@ -137,7 +137,7 @@ def run(capsys, *argv):
 
 # ---------------------------------------------------------------------------- the data
 def test_written_dataset_has_polygons_rle_and_the_thin_object(coco):
-    from mrcnn.datasets.coco import CocoDataset
+    from mrcnn.data.formats.coco import CocoDataset
 
     data = json.loads(open(coco["train"]).read())
     kinds = {type(a["segmentation"]).__name__ for a in data["annotations"]}
@@ -281,7 +281,7 @@ def test_debug_data_on_a_via_folder(capsys, tmp_path):
 def test_inspect_weights_lists_layers(capsys, tmp_path):
     import keras
 
-    from mrcnn.weights.h5_format import save_weights_h5
+    from mrcnn.checkpoint.h5_format import save_weights_h5
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(3, name="mrcnn_class_logits")(inputs))
@@ -318,7 +318,7 @@ def test_train_writes_a_checkpoint_with_the_dataset_class_count(trained):
 
 @pytest.mark.slow
 def test_evaluate_prints_our_table_and_cocoeval(capsys, caplog, coco, trained, tmp_path):
-    caplog.set_level(logging.INFO, logger="mrcnn.datasets.coco")
+    caplog.set_level(logging.INFO, logger="mrcnn.evaluation.coco")
     # The architecture settings (pyramid size 32, fc 64) come from the checkpoint's config.
     status, out, err = run(capsys, "evaluate", *coco["args"], "--config", CONFIG,
                            "--weights", "last", "--logs", trained["logs"], "--limit", "2",

@@ -1,12 +1,13 @@
-"""Tests for mrcnn.data_generator: load_image_gt checks and the PyDataset batches."""
+"""Tests for mrcnn.data.generator: load_image_gt checks and the PyDataset batches."""
 
 import numpy as np
 import pytest
 
-from mrcnn.augment import import_imgaug
 from mrcnn.config import Config
-from mrcnn.data_generator import DataGenerator, data_generator, load_image_gt
-from mrcnn.dataset import Dataset
+from mrcnn.data.augment import import_imgaug
+from mrcnn.data.dataset import Dataset
+from mrcnn.data.generator import DataGenerator, data_generator
+from mrcnn.data.ground_truth import load_image_gt
 from samples.shapes.shapes import ShapesConfig, ShapesDataset
 
 iaa = import_imgaug().augmenters

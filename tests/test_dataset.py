@@ -1,4 +1,4 @@
-"""Tests for mrcnn.dataset: registration, id maps, image loading and conversion rules."""
+"""Tests for mrcnn.data.dataset: registration, id maps, image loading and conversion rules."""
 
 import logging
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.io
 
-from mrcnn.dataset import Dataset, UnknownClassError, convert_channels, to_uint8
+from mrcnn.data.dataset import Dataset, UnknownClassError, convert_channels, to_uint8
 
 
 def _two_source_dataset():
@@ -160,7 +160,7 @@ def test_no_path(tmp_path):
 
 def test_default_load_mask_warns_and_is_empty(caplog):
     ds = _two_source_dataset()
-    with caplog.at_level(logging.WARNING, logger="mrcnn.dataset"):
+    with caplog.at_level(logging.WARNING, logger="mrcnn.data.dataset"):
         mask, class_ids = ds.load_mask(0)
     assert "default load_mask" in caplog.text
     assert mask.shape == (0, 0, 0) and class_ids.shape == (0,)

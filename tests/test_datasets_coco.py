@@ -1,4 +1,4 @@
-"""Tests of mrcnn.datasets.coco (COCO loading, results, COCOeval) and samples/coco/coco.py."""
+"""Tests of mrcnn.data.formats.coco (COCO loading, results, COCOeval) and samples/coco/coco.py."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mrcnn.boxes import extract_bboxes
-from mrcnn.datasets import STAT_NAMES, CocoDataset, build_coco_results, evaluate_coco
-from mrcnn.metrics import compute_ap
+from mrcnn.data.formats import CocoDataset
+from mrcnn.evaluation.coco import STAT_NAMES, build_coco_results, evaluate_coco
+from mrcnn.evaluation.metrics import compute_ap
+from mrcnn.structures.boxes import extract_bboxes
 from samples.coco import coco as coco_sample
 
 # pycocotools 2.x calls np.array(copy=False) on numpy 2: its own deprecation, not ours.

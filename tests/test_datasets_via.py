@@ -1,4 +1,4 @@
-"""Tests of mrcnn.datasets.via (VIA polygon folders) and samples/balloon/balloon.py."""
+"""Tests of mrcnn.data.formats.via (VIA polygon folders) and samples/balloon/balloon.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import skimage.io
 
-from mrcnn.datasets import ViaDataset
+from mrcnn.data.formats import ViaDataset
 from samples.balloon import balloon
 
 H, W = 40, 50

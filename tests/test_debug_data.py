@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mrcnn.augment import import_imgaug
 from mrcnn.config import Config
-from mrcnn.dataset import Dataset
-from mrcnn.debug_data import (
+from mrcnn.data.augment import import_imgaug
+from mrcnn.data.dataset import Dataset
+from mrcnn.tools.debug_data import (
     NEGATIVE_IOU,
     POSITIVE_IOU,
     DebugDataResult,

@@ -1,4 +1,4 @@
-"""Tests of mrcnn.evaluation: evaluate_dataset and EvaluationResult, on hand-computed cases."""
+"""evaluation.evaluator: evaluate_dataset and EvaluationResult, on hand-computed cases."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from mrcnn.boxes import extract_bboxes
 from mrcnn.config import Config
-from mrcnn.dataset import Dataset
-from mrcnn.evaluation import EvaluationResult, evaluate_dataset, image_metrics
+from mrcnn.data.dataset import Dataset
+from mrcnn.evaluation.evaluator import EvaluationResult, evaluate_dataset, image_metrics
+from mrcnn.structures.boxes import extract_bboxes
 
 S = 64  # images are S x S: "square" resizing to 64 leaves them as they are
 

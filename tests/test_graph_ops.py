@@ -1,12 +1,12 @@
-"""graph_ops: parity of the TF twins with mrcnn.boxes, golden values of the graph helpers."""
+"""graph_ops: parity of the TF twins with structures.boxes, golden values of the graph helpers."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn import boxes as np_boxes
-from mrcnn import graph_ops
-from mrcnn.image import compose_image_meta, parse_image_meta
+from mrcnn.modeling import graph_ops
+from mrcnn.structures import boxes as np_boxes
+from mrcnn.structures.image import compose_image_meta, parse_image_meta
 
 
 def random_boxes(rng, n, scale=1.0):

@@ -1,4 +1,4 @@
-"""Tests for mrcnn.heads: the RPN model, the classifier and mask heads, and the layer layout
+"""modeling.heads: the RPN model, the classifier and mask heads, and the layer layout
 of backbone + FPN + RPN + heads against matterport's checkpoint layouts."""
 
 import json
@@ -12,15 +12,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from shared_fixtures import FIXTURES as SHARED_FIXTURES  # noqa: E402
 
-from mrcnn.backbone import resnet_graph  # noqa: E402
-from mrcnn.fpn import build_fpn  # noqa: E402
-from mrcnn.heads import (  # noqa: E402
+from mrcnn.modeling.backbone import resnet_graph  # noqa: E402
+from mrcnn.modeling.fpn import build_fpn  # noqa: E402
+from mrcnn.modeling.heads import (  # noqa: E402
     build_fpn_mask_graph,
     build_rpn_model,
     fpn_classifier_graph,
 )
-from mrcnn.layers.batch_norm import BatchNorm  # noqa: E402
-from mrcnn.layers.time_distributed import TimeDistributed  # noqa: E402
+from mrcnn.modeling.layers.batch_norm import BatchNorm  # noqa: E402
+from mrcnn.modeling.layers.time_distributed import TimeDistributed  # noqa: E402
 
 FIXTURES = Path(SHARED_FIXTURES)
 if not FIXTURES.is_dir():  # a checkout may carry the fixtures beside the tests

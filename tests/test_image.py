@@ -1,11 +1,11 @@
-"""Tests for mrcnn.image: resize geometry for every mode, skimage parity, molding, image meta."""
+"""structures.image: resize geometry for every mode, skimage parity, molding, image meta."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from mrcnn import image as I
+from mrcnn.structures import image as I
 
 
 def _image(h, w, dtype=np.uint8, seed=0):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mrcnn.config import Config
-from mrcnn.inference import check_images, mold_inputs, unmold_detections
+from mrcnn.engine.predictor import check_images, mold_inputs, unmold_detections
 
 MEAN = np.array([123.7, 116.8, 103.9])
 

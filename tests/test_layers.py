@@ -5,11 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn import boxes as np_boxes
-from mrcnn.image import compose_image_meta
-from mrcnn.layers.detection import DetectionLayer
-from mrcnn.layers.detection_target import DetectionTargetLayer
-from mrcnn.layers.misc import (
+from mrcnn.modeling.layers.detection import DetectionLayer
+from mrcnn.modeling.layers.detection_target import DetectionTargetLayer
+from mrcnn.modeling.layers.misc import (
     AnchorsLayer,
     DetectionBoxes,
     IdentityLayer,
@@ -17,8 +15,10 @@ from mrcnn.layers.misc import (
     NormBoxes,
     SqueezeSpatial,
 )
-from mrcnn.layers.proposal import ProposalLayer
-from mrcnn.layers.roi_align import PyramidROIAlign, roi_level_graph
+from mrcnn.modeling.layers.proposal import ProposalLayer
+from mrcnn.modeling.layers.roi_align import PyramidROIAlign, roi_level_graph
+from mrcnn.structures import boxes as np_boxes
+from mrcnn.structures.image import compose_image_meta
 
 STD = [0.1, 0.1, 0.2, 0.2]
 

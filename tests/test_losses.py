@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn import losses
+from mrcnn.modeling import losses
 
 
 def test_smooth_l1_golden():

@@ -5,9 +5,9 @@ import pytest
 from tiny_config import TinyConfig as SharedTiny
 
 from mrcnn import model as modellib
-from mrcnn.evaluation import evaluate_dataset
-from mrcnn.inference import detect_images
-from mrcnn.map_callback import MeanAPCallback, shared_inference_model
+from mrcnn.engine.mean_ap import MeanAPCallback, shared_inference_model
+from mrcnn.engine.predictor import detect_images
+from mrcnn.evaluation.evaluator import evaluate_dataset
 from samples.shapes.shapes import ShapesDataset
 
 

@@ -1,11 +1,11 @@
-"""Tests for mrcnn.masks: nearest-neighbour resize, mini-mask round trip, unmold_mask, errors."""
+"""structures.masks: nearest-neighbour resize, mini-mask round trip, unmold_mask, errors."""
 
 import numpy as np
 import pytest
 import scipy.ndimage
 
-from mrcnn import masks as M
-from mrcnn.image import resize_image
+from mrcnn.structures import masks as M
+from mrcnn.structures.image import resize_image
 
 NO_PADDING = [(0, 0), (0, 0), (0, 0)]
 

@@ -1,11 +1,11 @@
-"""Tests for mrcnn.metrics: a hand-computed AP case, empty inputs, recall, bad inputs."""
+"""Tests for mrcnn.evaluation.metrics: a hand-computed AP case, empty inputs, recall, bad inputs."""
 
 import logging
 
 import numpy as np
 import pytest
 
-from mrcnn import metrics as MT
+from mrcnn.evaluation import metrics as MT
 
 
 def _case():
@@ -112,7 +112,7 @@ def test_compute_matches_bad_inputs():
 
 
 def test_compute_ap_range_golden_and_logs(caplog, capsys):
-    with caplog.at_level(logging.INFO, logger="mrcnn.metrics"):
+    with caplog.at_level(logging.INFO, logger="mrcnn.evaluation.metrics"):
         mean_ap = MT.compute_ap_range(*_case().values(), iou_thresholds=[0.5, 0.85])
     assert mean_ap == pytest.approx((5 / 6 + 0.5) / 2)
     messages = [r.getMessage() for r in caplog.records]

@@ -16,10 +16,10 @@ from shared_fixtures import FIXTURES as SHARED_FIXTURES
 from tiny_config import TinyConfig
 
 from mrcnn import model as modellib
+from mrcnn.checkpoint import read_h5_extras
 from mrcnn.config import Config
-from mrcnn.data_generator import DataGenerator
-from mrcnn.layers.loss import LOSS_FUNCTIONS, LossLayer
-from mrcnn.weights import read_h5_extras
+from mrcnn.data.generator import DataGenerator
+from mrcnn.modeling.layers.loss import LOSS_FUNCTIONS, LossLayer
 from samples.shapes.shapes import ShapesDataset
 
 FIXTURES = SHARED_FIXTURES

@@ -15,8 +15,8 @@ import pytest
 from shared_fixtures import FIXTURES as SHARED_FIXTURES
 
 from mrcnn import model as modellib
+from mrcnn.checkpoint import save_weights_h5
 from mrcnn.config import Config
-from mrcnn.weights import save_weights_h5
 
 FIXTURES = SHARED_FIXTURES
 HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from mrcnn.boxes import compute_overlaps
+from mrcnn.structures.boxes import compute_overlaps
 from samples.shapes.shapes import ShapesConfig, ShapesDataset, draw_shape
 
 

@@ -1,4 +1,4 @@
-"""Tests for mrcnn.targets: RPN targets, random ROIs and detection targets."""
+"""Tests for mrcnn.data.targets: RPN targets, random ROIs and detection targets."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mrcnn.config import Config
-from mrcnn.targets import build_detection_targets, build_rpn_targets, generate_random_rois
+from mrcnn.data.targets import build_detection_targets, build_rpn_targets, generate_random_rois
 
 
 class TinyConfig(Config):

@@ -1,4 +1,4 @@
-"""Tests for mrcnn.layers.time_distributed.TimeDistributed (the folding wrapper)."""
+"""Tests for mrcnn.modeling.layers.time_distributed.TimeDistributed (the folding wrapper)."""
 
 import os
 
@@ -8,8 +8,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from mrcnn.layers.batch_norm import BatchNorm  # noqa: E402
-from mrcnn.layers.time_distributed import TimeDistributed  # noqa: E402
+from mrcnn.modeling.layers.batch_norm import BatchNorm  # noqa: E402
+from mrcnn.modeling.layers.time_distributed import TimeDistributed  # noqa: E402
 
 RNG = np.random.default_rng(0)
 

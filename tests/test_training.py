@@ -14,8 +14,9 @@ from shared_fixtures import FIXTURES as SHARED_FIXTURES
 from tiny_config import TinyConfig
 
 from mrcnn import model as modellib
-from mrcnn import training
-from mrcnn.training import (
+from mrcnn.checkpoint import read_h5_extras
+from mrcnn.engine import trainer as training
+from mrcnn.engine.trainer import (
     LAYER_PRESETS,
     MatterportCheckpoint,
     NonFiniteLossGuard,
@@ -24,7 +25,6 @@ from mrcnn.training import (
     resolve_layers,
     set_trainable,
 )
-from mrcnn.weights import read_h5_extras
 
 FIXTURES = SHARED_FIXTURES
 
@@ -170,7 +170,7 @@ def test_checkpoint_skips_non_finite_epochs(tmp_path, caplog):
     model.build((None, 2))
     checkpoint = MatterportCheckpoint(str(tmp_path / "ck_{epoch:04d}.h5"), save_optimizer=False)
     checkpoint.set_model(model)
-    with caplog.at_level(logging.ERROR, logger="mrcnn.training"):
+    with caplog.at_level(logging.ERROR, logger="mrcnn.engine.trainer"):
         checkpoint.on_epoch_end(0, {"loss": float("nan")})
         checkpoint.on_epoch_end(1, {"loss": float("inf")})
     assert checkpoint.saved == [] and os.listdir(tmp_path) == []
@@ -279,7 +279,7 @@ def test_set_trainable_heads_freezes_backbone_and_reaches_inner_layers(tiny_mode
 
 @pytest.mark.slow
 def test_set_trainable_regex_matching_nothing_warns(tiny_model, caplog):
-    with caplog.at_level(logging.WARNING, logger="mrcnn.training"):
+    with caplog.at_level(logging.WARNING, logger="mrcnn.engine.trainer"):
         selected = set_trainable(tiny_model.keras_model, r"no_such_layer.*")
     assert selected == []
     assert "no_such_layer" in caplog.text and "matched no" in caplog.text
@@ -288,7 +288,7 @@ def test_set_trainable_regex_matching_nothing_warns(tiny_model, caplog):
 
 @pytest.mark.slow
 def test_set_trainable_logs_the_selection(tiny_model, caplog):
-    with caplog.at_level(logging.DEBUG, logger="mrcnn.training"):
+    with caplog.at_level(logging.DEBUG, logger="mrcnn.engine.trainer"):
         selected = tiny_model.set_trainable(r"mrcnn_mask.*", verbose=1)
     assert selected and all(n.startswith("mrcnn_mask") for n in selected)
     assert "mrcnn_mask_deconv" in caplog.text

@@ -1,4 +1,4 @@
-"""Tests for mrcnn.visualize: every function draws a non-blank PNG without a display, and
+"""Tests for mrcnn.vis.drawing: every function draws a non-blank PNG without a display, and
 mismatched inputs raise ValueError."""
 
 import os
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrcnn import visualize
+from mrcnn.vis import drawing as visualize
 
 CLASS_NAMES = ["BG", "square", "circle", "triangle"]
 
@@ -279,7 +279,7 @@ def test_display_weight_stats_keras_model(tmp_path):
 
 
 def test_visualize_does_not_import_tensorflow():
-    code = ("import sys; import mrcnn.visualize; "
+    code = ("import sys; import mrcnn.vis.drawing; "
             "sys.exit(1 if 'tensorflow' in sys.modules or 'keras' in sys.modules else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,4 +1,4 @@
-"""Tests for mrcnn.weights.full_model: whole models with custom layers in one .keras file."""
+"""Tests for mrcnn.checkpoint.full_model: whole models with custom layers in one .keras file."""
 
 import os
 
@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from mrcnn.weights import load_model, save_model
+from mrcnn.checkpoint import load_model, save_model
 
 
 @keras.saving.register_keras_serializable(package="test_weights_full_model")

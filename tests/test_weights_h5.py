@@ -1,4 +1,4 @@
-"""Tests for mrcnn.weights (HDF5 read/load/write) with authentic Keras-2 files from tf_keras."""
+"""Tests for mrcnn.checkpoint (HDF5 read/load/write) with authentic Keras-2 files from tf_keras."""
 
 import os
 
@@ -14,7 +14,7 @@ import pytest
 import tf_keras
 from keras import ops
 
-from mrcnn.weights import (
+from mrcnn.checkpoint import (
     LoadReport,
     h5_format,
     load_optimizer_state,
@@ -117,7 +117,7 @@ def assert_layer_equals_k2(k3, k2, name, k3_name=None):
     """Every weight of the Keras 3 layer equals the tf_keras weight with the same short name."""
     expected = k2_layer_weights(k2, name)
     layer = k3.get_layer(k3_name or name)
-    from mrcnn.weights.naming import layer_entry
+    from mrcnn.checkpoint.naming import layer_entry
 
     entry = layer_entry(layer)
     for wname, var in zip(entry.weight_names, entry.variables, strict=True):
@@ -267,7 +267,7 @@ def test_dry_run_assigns_nothing(k2_file):
 
 
 def test_report_is_logged(k2_file, caplog):
-    with caplog.at_level(logging.INFO, logger="mrcnn.weights.loading"):
+    with caplog.at_level(logging.INFO, logger="mrcnn.checkpoint.loading"):
         load_weights_h5(build_k3(), k2_file, by_name=True)
     assert "loaded 6" in caplog.text
 

@@ -1,4 +1,4 @@
-"""Tests for `python -m mrcnn.weights inspect` on files generated from matterport's layouts."""
+"""Tests for `mrcnn inspect-weights` on files generated from matterport's layouts."""
 
 import os
 
@@ -17,8 +17,13 @@ import tensorflow as tf
 from shared_fixtures import FIXTURES
 
 import mrcnn
-from mrcnn.weights import inspect as winspect
-from mrcnn.weights.__main__ import main
+from mrcnn.tools import inspect_weights as winspect
+from mrcnn.tools.cli import main as cli_main
+
+
+def main(argv):
+    """The inspect-weights subcommand of `mrcnn` (argv as the old `python -m mrcnn.weights`)."""
+    return cli_main(["inspect-weights"] + argv[1:])
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 SMALL = 4096  # weights up to this many values get random data; larger ones stay unallocated
@@ -60,7 +65,7 @@ def expected_lines(layout):
 
 def run_cli(*args):
     env = dict(os.environ, PYTHONPATH=os.path.abspath(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "mrcnn.weights", "inspect", *args],
+    return subprocess.run([sys.executable, "-m", "mrcnn", "inspect-weights", *args],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 
@@ -134,8 +139,9 @@ def test_cli_lists_tf_checkpoint_from_layout(tmp_path):
 def test_cli_errors(tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_text("hello")
-    assert main(["inspect", str(bad)]) == 1
-    assert main(["inspect", str(tmp_path / "none.h5")]) == 1
+    # The mrcnn command's status for bad input is 2.
+    assert main(["inspect", str(bad)]) == 2
+    assert main(["inspect", str(tmp_path / "none.h5")]) == 2
     with pytest.raises(ValueError, match="module.path:ClassName"):
         winspect.load_config_class("mrcnn.config.Config")
     with pytest.raises(ValueError, match="has no class 'Nope'"):

@@ -1,4 +1,4 @@
-"""Tests for mrcnn.weights.tf_checkpoint with checkpoints written by tf.train.Checkpoint."""
+"""Tests for mrcnn.checkpoint.tf_checkpoint with checkpoints written by tf.train.Checkpoint."""
 
 import os
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn.weights import list_checkpoint_variables, load_tf_checkpoint, read_checkpoint_variable
-from mrcnn.weights.tf_checkpoint import resolve_checkpoint
+from mrcnn.checkpoint import list_checkpoint_variables, load_tf_checkpoint, read_checkpoint_variable
+from mrcnn.checkpoint.tf_checkpoint import resolve_checkpoint
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 RNG = np.random.default_rng(0)

@@ -33,7 +33,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from mrcnn.config import Config  # noqa: E402
-from mrcnn.datasets.via import ViaDataset  # noqa: E402
+from mrcnn.data.formats.via import ViaDataset  # noqa: E402
 from mrcnn.fileio import atomic_write  # noqa: E402
 
 logger = logging.getLogger("balloon")

@@ -30,7 +30,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from mrcnn.config import Config  # noqa: E402
-from mrcnn.datasets import coco as coco_format  # noqa: E402
+from mrcnn.data.formats import coco as coco_format  # noqa: E402
+from mrcnn.evaluation.coco import evaluate_coco  # noqa: E402
 
 logger = logging.getLogger("coco")
 
@@ -121,7 +122,7 @@ def load_model(mode: str, config: Config, logs: str, weights: str) -> Any:
 
 def train(model: Any, config: Config, args: argparse.Namespace) -> None:
     """matterport's three training stages: heads, ResNet stage 4 and up, then all layers."""
-    from mrcnn.augment import import_imgaug
+    from mrcnn.data.augment import import_imgaug
 
     iaa = import_imgaug().augmenters
     dataset_train = CocoDataset()
@@ -149,7 +150,7 @@ def evaluate(model: Any, args: argparse.Namespace) -> dict[str, float]:
     coco = dataset_val.load_coco(args.dataset, subset, year=args.year, return_coco=True)
     dataset_val.prepare()
     logger.info("Running COCO evaluation on %d images.", args.limit)
-    return coco_format.evaluate_coco(model, dataset_val, coco, args.eval_type,
+    return evaluate_coco(model, dataset_val, coco, args.eval_type,
                                      limit=int(args.limit))
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mrcnn.boxes import non_max_suppression
 from mrcnn.config import Config
-from mrcnn.dataset import Dataset
+from mrcnn.data.dataset import Dataset
+from mrcnn.structures.boxes import non_max_suppression
 
 SHAPES = ("square", "circle", "triangle")
 

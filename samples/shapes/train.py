@@ -23,8 +23,8 @@ if ROOT not in sys.path:
 
 from mrcnn import model as modellib  # noqa: E402
 from mrcnn import visualize  # noqa: E402
-from mrcnn.callbacks import WarmupLRSchedule  # noqa: E402
-from mrcnn.evaluation import evaluate_dataset  # noqa: E402
+from mrcnn.engine.callbacks import WarmupLRSchedule  # noqa: E402
+from mrcnn.evaluation.evaluator import evaluate_dataset  # noqa: E402
 from samples.shapes.shapes import ShapesConfig, ShapesDataset  # noqa: E402
 
 logger = logging.getLogger("shapes")

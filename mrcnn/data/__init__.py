@@ -1,0 +1,2 @@
+"""Data: the Dataset base class, ground truth, training targets, augmentation, the Keras
+data generator and annotation formats (COCO, VIA)."""

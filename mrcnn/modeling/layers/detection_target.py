@@ -1,0 +1,111 @@
+"""DetectionTargetLayer: samples training ROIs and builds the head targets (training only)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from mrcnn.modeling import graph_ops
+from mrcnn.modeling.layers.misc import (
+    GraphLayer,
+    check_fraction,
+    check_height_width,
+    check_positive_int,
+    check_std_dev,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class DetectionTargetLayer(GraphLayer):
+    """Subsamples proposals and generates class, box and mask targets for each.
+
+    matterport's "proposal_targets". Per image (see `graph_ops.detection_targets_graph`):
+    ROIs with IoU >= 0.5 against a ground-truth box are positive, the rest negative unless
+    they touch a crowd box (negative class id); positives are capped at
+    `int(train_rois_per_image * roi_positive_ratio)` and negatives keep the ratio.
+
+    Args:
+        train_rois_per_image: ROIs returned per image.
+        roi_positive_ratio: fraction of positive ROIs, in (0, 1].
+        mask_shape: (height, width) of the mask targets.
+        use_mini_mask: whether `gt_masks` are mini masks (cropped to their boxes).
+        bbox_std_dev: [4] the box targets are divided by it.
+        **kwargs: passed to `keras.layers.Layer` (e.g. `name="proposal_targets"`).
+
+    Inputs:
+        proposals: [batch, N, (y1, x1, y2, x2)] normalized, maybe zero padded.
+        gt_class_ids: [batch, MAX_GT_INSTANCES] integer class ids (negative: crowd).
+        gt_boxes: [batch, MAX_GT_INSTANCES, (y1, x1, y2, x2)] normalized.
+        gt_masks: [batch, height, width, MAX_GT_INSTANCES] bool or numeric.
+
+    Returns:
+        rois: [batch, train_rois_per_image, (y1, x1, y2, x2)] normalized, float32.
+        target_class_ids: [batch, train_rois_per_image] int32.
+        target_bbox: [batch, train_rois_per_image, (dy, dx, log(dh), log(dw))] float32.
+        target_mask: [batch, train_rois_per_image, height, width] float32 of 0/1.
+        Rows: positives, then negatives, then zero padding. The outputs carry no
+        gradient (the inputs pass through `tf.stop_gradient`).
+
+    Raises:
+        ValueError: for a bad count, ratio, mask shape or std dev.
+    """
+
+    def __init__(self, train_rois_per_image: int, roi_positive_ratio: float,
+                 mask_shape: Sequence[int], use_mini_mask: bool,
+                 bbox_std_dev: Sequence[float] = (0.1, 0.1, 0.2, 0.2), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.train_rois_per_image = check_positive_int(
+            "train_rois_per_image", train_rois_per_image)
+        self.roi_positive_ratio = check_fraction("roi_positive_ratio", roi_positive_ratio)
+        self.mask_shape = check_height_width("mask_shape", mask_shape)
+        self.use_mini_mask = bool(use_mini_mask)
+        self.bbox_std_dev = check_std_dev("bbox_std_dev", bbox_std_dev)
+
+    def call(self, inputs: list[tf.Tensor]) -> list[tf.Tensor]:
+        # Targets are constants of the loss: no gradient flows back into the proposals
+        # (and through them into the RPN) from the box targets.
+        proposals, gt_class_ids, gt_boxes, gt_masks = [tf.stop_gradient(x) for x in inputs]
+        rois_count = self.train_rois_per_image
+
+        def targets(args: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+            return graph_ops.detection_targets_graph(
+                *args, train_rois_per_image=rois_count,
+                roi_positive_ratio=self.roi_positive_ratio, mask_shape=self.mask_shape,
+                use_mini_mask=self.use_mini_mask, bbox_std_dev=self.bbox_std_dev)
+
+        signature = (
+            tf.TensorSpec([rois_count, 4], tf.float32),
+            tf.TensorSpec([rois_count], tf.int32),
+            tf.TensorSpec([rois_count, 4], tf.float32),
+            tf.TensorSpec([rois_count, *self.mask_shape], tf.float32),
+        )
+        outputs = tf.map_fn(
+            targets,
+            (tf.cast(proposals, tf.float32), tf.cast(gt_class_ids, tf.int32),
+             tf.cast(gt_boxes, tf.float32), tf.cast(gt_masks, tf.float32)),
+            fn_output_signature=signature)
+        return [tf.ensure_shape(o, [None, *s.shape]) for o, s in zip(outputs, signature,
+                                                                      strict=True)]
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> list[tuple]:
+        batch = input_shape[0][0]
+        count = self.train_rois_per_image
+        return [(batch, count, 4), (batch, count), (batch, count, 4),
+                (batch, count, *self.mask_shape)]
+
+    def _output_dtypes(self, inputs: Any) -> list[str]:
+        return ["float32", "int32", "float32", "float32"]
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "train_rois_per_image": self.train_rois_per_image,
+            "roi_positive_ratio": self.roi_positive_ratio,
+            "mask_shape": list(self.mask_shape),
+            "use_mini_mask": self.use_mini_mask,
+            "bbox_std_dev": self.bbox_std_dev,
+        }

@@ -1,0 +1,249 @@
+"""Small layers that replace matterport's `Lambda` layers, and the float32 base of the graph layers.
+
+matterport wrapped several graph steps in `keras.layers.Lambda`; Keras 3 cannot serialize
+those safely and cannot run TF ops on symbolic tensors outside a layer. Each step is a named
+layer here:
+
+- `AnchorsLayer` (matterport's `anchors` Lambda holding a `tf.Variable`): a constant anchor
+  array broadcast to the batch, without weights.
+- `NormBoxes`: pixel boxes to normalized ones using the image tensor's dynamic shape
+  (the Lambda on `input_gt_boxes` / `input_rois`).
+- `ImageMetaField`: one field of `parse_image_meta_graph` (`active_class_ids`).
+- `IdentityLayer`: a named identity (matterport's `output_rois`).
+- `DetectionBoxes`: the box columns of the detections (`detections[..., :4]`).
+- `SqueezeSpatial`: [batch, N, 1, 1, C] -> [batch, N, C] (matterport's `pool_squeeze`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn.modeling import graph_ops
+
+logger = logging.getLogger(__name__)
+
+META_FIELDS = ("image_id", "original_image_shape", "image_shape", "window", "scale",
+               "active_class_ids")
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Returns `value` as an int, or raises ValueError naming `name` when it is not >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_std_dev(name: str, value: Any) -> list[float]:
+    """Returns `value` as 4 floats, or raises ValueError naming `name`."""
+    try:
+        values = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        values = np.zeros(0)
+    if values.shape != (4,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"{name} must be 4 positive floats, got {value!r}")
+    return values.tolist()
+
+
+def check_fraction(name: str, value: Any, allow_zero: bool = False) -> float:
+    """Returns `value` as a float in (0, 1] (or [0, 1]), or raises ValueError naming `name`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    low_ok = number >= 0 if allow_zero else number > 0
+    if not (low_ok and number <= 1):
+        interval = "[0, 1]" if allow_zero else "(0, 1]"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return number
+
+
+def check_height_width(name: str, value: Any) -> tuple[int, int]:
+    """Returns `value` as a (height, width) pair of positive ints, or raises ValueError."""
+    try:
+        pair = tuple(value)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be (height, width), got {value!r}")
+    return tuple(check_positive_int(name, v) for v in pair)
+
+
+class GraphLayer(keras.layers.Layer):
+    """Base of the weightless graph layers: no autocasting of inputs.
+
+    Geometry (boxes, NMS, ROI pooling) must stay float32 under a mixed-precision policy,
+    so inputs are passed through untouched and each layer casts what it needs.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+
+    def compute_output_spec(self, *args: Any, **kwargs: Any) -> Any:
+        shapes = keras.tree.map_structure(lambda x: tuple(x.shape), args[0])
+        dtypes = self._output_dtypes(args[0])
+        output_shape = self.compute_output_shape(shapes)
+        if isinstance(output_shape, list):
+            return [keras.KerasTensor(s, dtype=d)
+                    for s, d in zip(output_shape, dtypes, strict=True)]
+        return keras.KerasTensor(output_shape, dtype=dtypes[0])
+
+    def _output_dtypes(self, inputs: Any) -> list[str]:
+        """The dtypes of the outputs (float32 unless a layer says otherwise)."""
+        return ["float32"] * 4
+
+
+class AnchorsLayer(GraphLayer):
+    """Broadcasts a constant anchor array to the batch of its input.
+
+    Holds no weights: the anchors are a constant of the graph and are serialized in
+    `get_config` as a nested list.
+
+    Args:
+        anchors: [num_anchors, (y1, x1, y2, x2)] normalized anchors.
+        **kwargs: passed to `keras.layers.Layer` (e.g. `name="anchors"`).
+
+    Raises:
+        ValueError: when `anchors` is not a [N, 4] array.
+    """
+
+    def __init__(self, anchors: np.ndarray | list, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        array = np.asarray(anchors, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != 4:
+            raise ValueError(f"anchors must have shape [N, 4], got shape {array.shape}")
+        self.anchors = array
+
+    def call(self, image: tf.Tensor) -> tf.Tensor:
+        """Returns [batch, num_anchors, (y1, x1, y2, x2)] for `image` [batch, ...]."""
+        batch = tf.shape(image)[0]
+        anchors = tf.constant(self.anchors)
+        return tf.broadcast_to(anchors[tf.newaxis], tf.stack([batch, *self.anchors.shape]))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], *self.anchors.shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "anchors": self.anchors.tolist()}
+
+
+class NormBoxes(GraphLayer):
+    """Converts pixel boxes to normalized ones using the image's dynamic shape.
+
+    Inputs: [boxes [batch, N, (y1, x1, y2, x2)] pixel, image [batch, height, width, C]].
+    Output: [batch, N, (y1, x1, y2, x2)] normalized, float32.
+    """
+
+    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
+        boxes, image = inputs
+        return graph_ops.norm_boxes_graph(boxes, tf.shape(image)[1:3])
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return tuple(input_shape[0])
+
+
+class ImageMetaField(GraphLayer):
+    """Extracts one field of the image meta (see `parse_image_meta_graph`).
+
+    Args:
+        field: one of "image_id", "original_image_shape", "image_shape", "window",
+            "scale", "active_class_ids".
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Raises:
+        ValueError: for an unknown field.
+    """
+
+    def __init__(self, field: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if field not in META_FIELDS:
+            raise ValueError(f"field must be one of {META_FIELDS}, got {field!r}")
+        self.field = field
+
+    def call(self, meta: tf.Tensor) -> tf.Tensor:
+        return graph_ops.parse_image_meta_graph(meta)[self.field]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        widths = {"original_image_shape": 3, "image_shape": 3, "window": 4}
+        if self.field in ("image_id", "scale"):
+            return (input_shape[0],)
+        if self.field == "active_class_ids":
+            width = None if input_shape[1] is None else input_shape[1] - 12
+            return (input_shape[0], width)
+        return (input_shape[0], widths[self.field])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "field": self.field}
+
+
+class IdentityLayer(GraphLayer):
+    """Returns its input unchanged, under its own name (matterport's `output_rois`)."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return tf.identity(inputs)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def _output_dtypes(self, inputs: Any) -> list[str]:
+        return [inputs.dtype]
+
+
+class DetectionBoxes(GraphLayer):
+    """Takes the box columns of detections.
+
+    Input: [batch, N, (y1, x1, y2, x2, class_id, score)]. Output: [batch, N, 4].
+    """
+
+    def call(self, detections: tf.Tensor) -> tf.Tensor:
+        return detections[..., :4]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape[:-1], 4)
+
+    def _output_dtypes(self, inputs: Any) -> list[str]:
+        return [inputs.dtype]
+
+
+class SqueezeSpatial(GraphLayer):
+    """Drops the two unit spatial axes: [batch, N, 1, 1, C] -> [batch, N, C]."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return tf.squeeze(inputs, axis=[2, 3])
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], input_shape[1], input_shape[4])
+
+    def _output_dtypes(self, inputs: Any) -> list[str]:
+        return [inputs.dtype]
+
+
+class TakeFirst(GraphLayer):
+    """Keeps the first `count` rows of axis 1: [batch, N, ...] -> [batch, count, ...].
+
+    Used to run the mask head on positive ROIs only: DetectionTargetLayer puts positive
+    ROIs first and never has more than int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO).
+    """
+
+    def __init__(self, count: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.count = check_positive_int("count", count)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs[:, :self.count]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n = input_shape[1]
+        return (input_shape[0], self.count if n is None else min(n, self.count),
+                *input_shape[2:])
+
+    def _output_dtypes(self, inputs: Any) -> list[str]:
+        return [inputs.dtype]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "count": self.count}

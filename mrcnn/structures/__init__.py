@@ -1,0 +1,1 @@
+"""Numpy data structures and their geometry: boxes, masks, anchors, images (no TensorFlow)."""

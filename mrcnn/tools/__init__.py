@@ -1,0 +1,1 @@
+"""The `mrcnn` command line and its tools (dataset debugger, weights inspector)."""
