@@ -358,7 +358,7 @@ def test_tensorboard_detections_bad_inputs(tmp_path):
 
 
 def test_compose_with_matterport_checkpoint_writer(tmp_path):
-    from mrcnn.engine.trainer import MatterportCheckpoint
+    from mrcnn.engine.callbacks import MatterportCheckpoint
 
     template = str(tmp_path / "mask_rcnn_toy_{epoch:04d}.h5")
     callbacks = [MatterportCheckpoint(template, save_optimizer=False),

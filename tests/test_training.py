@@ -15,11 +15,11 @@ from tiny_config import TinyConfig
 
 from mrcnn import model as modellib
 from mrcnn.checkpoint import read_h5_extras
+from mrcnn.config import LOSS_NAMES
 from mrcnn.engine import trainer as training
+from mrcnn.engine.callbacks import MatterportCheckpoint, NonFiniteLossGuard
 from mrcnn.engine.trainer import (
     LAYER_PRESETS,
-    MatterportCheckpoint,
-    NonFiniteLossGuard,
     l2_regularized_weights,
     make_optimizer,
     resolve_layers,
@@ -170,7 +170,7 @@ def test_checkpoint_skips_non_finite_epochs(tmp_path, caplog):
     model.build((None, 2))
     checkpoint = MatterportCheckpoint(str(tmp_path / "ck_{epoch:04d}.h5"), save_optimizer=False)
     checkpoint.set_model(model)
-    with caplog.at_level(logging.ERROR, logger="mrcnn.engine.trainer"):
+    with caplog.at_level(logging.ERROR, logger="mrcnn.engine.callbacks.checkpoints"):
         checkpoint.on_epoch_end(0, {"loss": float("nan")})
         checkpoint.on_epoch_end(1, {"loss": float("inf")})
     assert checkpoint.saved == [] and os.listdir(tmp_path) == []
@@ -296,3 +296,4 @@ def test_set_trainable_logs_the_selection(tiny_model, caplog):
         tiny_model.set_trainable("(")
     assert training.LOSS_NAMES == ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
                                    "mrcnn_bbox_loss", "mrcnn_mask_loss")
+    assert training.LOSS_NAMES is LOSS_NAMES  # one owner: mrcnn.config

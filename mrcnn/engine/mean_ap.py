@@ -2,9 +2,10 @@
 
 `shared_inference_model` wires the training graph's own backbone, FPN, RPN and heads (the same
 layer objects, so the same variables) into an inference graph with matterport's inference
-outputs. Nothing is copied and nothing is rebuilt per evaluation; `MeanAPCallback` builds it
-once and evaluates mask mAP on a validation subset every N epochs, adding `mAP` to the
-epoch logs (History, TensorBoard, BestCheckpoint, EarlyStopping see it).
+outputs, wired by the same `mrcnn.modeling.builder` functions as the inference graph. Nothing
+is copied and nothing is rebuilt per evaluation; `MeanAPCallback` builds it once and
+evaluates mask mAP on a validation subset every N epochs, adding `mAP` to the epoch logs
+(History, TensorBoard, BestCheckpoint, EarlyStopping see it).
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from typing import Any
 import keras
 import numpy as np
 
+from mrcnn.engine.callbacks.base import EpochMetricCallback
 from mrcnn.engine.predictor import detect_images
 from mrcnn.evaluation.evaluator import evaluate_dataset
-from mrcnn.modeling.layers.detection import DetectionLayer
-from mrcnn.modeling.layers.misc import DetectionBoxes
-from mrcnn.modeling.layers.proposal import ProposalLayer
+from mrcnn.modeling import builder
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ def shared_inference_model(train_model: keras.Model, config: Any) -> keras.Model
         mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox], as the inference
         MaskRCNN's keras_model, whose weighted layers are the training model's.
     """
-    c = config
     image_meta_t = _output(train_model, "input_image_meta")
     features_t = [_output(train_model, n) for n in FEATURE_LAYERS]
     features = keras.Model(_output(train_model, "input_image"), features_t,
@@ -64,37 +63,25 @@ def shared_inference_model(train_model: keras.Model, config: Any) -> keras.Model
         [rois_t, image_meta_t] + features_t[:4],
         [_output(train_model, n) for n in ("mrcnn_class_logits", "mrcnn_class", "mrcnn_bbox")],
         name="shared_classifier")
-    mask_rois_t = (_output(train_model, "mask_rois") if c.MASK_ON_POSITIVE_ROIS else rois_t)
+    mask_rois_t = (_output(train_model, "mask_rois") if config.MASK_ON_POSITIVE_ROIS else rois_t)
     mask_head = _submodel([mask_rois_t, image_meta_t] + features_t[:4],
                           _output(train_model, "mrcnn_mask"), name="shared_mask_head")
     rpn = train_model.get_layer("rpn_model")
 
     input_image = keras.Input(shape=tuple(_output(train_model, "input_image").shape[1:]),
                               name="input_image")
-    input_meta = keras.Input(shape=(c.IMAGE_META_SIZE,), name="input_image_meta")
-    input_anchors = keras.Input(shape=(None, 4), name="input_anchors")
+    input_meta = builder.image_meta_input(config)
+    input_anchors = builder.anchors_input()
     maps = features(input_image)
-    per_level = [rpn(p) for p in maps]
-    rpn_class_logits, rpn_class, rpn_bbox = [
-        keras.layers.Concatenate(axis=1)([level[i] for level in per_level]) for i in range(3)]
-    rpn_rois = ProposalLayer(proposal_count=c.POST_NMS_ROIS_INFERENCE,
-                             nms_threshold=c.RPN_NMS_THRESHOLD, pre_nms_limit=c.PRE_NMS_LIMIT,
-                             rpn_bbox_std_dev=np.asarray(c.RPN_BBOX_STD_DEV).tolist())(
-        [rpn_class, rpn_bbox, input_anchors])
-    _, mrcnn_class, mrcnn_bbox = classifier([rpn_rois, input_meta] + maps[:4])
-    detections = DetectionLayer(
-        detection_max_instances=c.DETECTION_MAX_INSTANCES,
-        detection_min_confidence=c.DETECTION_MIN_CONFIDENCE,
-        detection_nms_threshold=c.DETECTION_NMS_THRESHOLD,
-        bbox_std_dev=np.asarray(c.BBOX_STD_DEV).tolist())(
-        [rpn_rois, mrcnn_class, mrcnn_bbox, input_meta])
-    mrcnn_mask = mask_head([DetectionBoxes()(detections), input_meta] + maps[:4])
-    return keras.Model([input_image, input_meta, input_anchors],
-                       [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class,
-                        rpn_bbox], name="shared_inference")
+    outputs = builder.inference_outputs(
+        config, builder.rpn_outputs(rpn, maps), input_anchors, input_meta,
+        classify=lambda rois: classifier([rois, input_meta] + maps[:4]),
+        segment=lambda boxes: mask_head([boxes, input_meta] + maps[:4]))
+    return keras.Model([input_image, input_meta, input_anchors], outputs,
+                       name="shared_inference")
 
 
-class MeanAPCallback(keras.callbacks.Callback):
+class MeanAPCallback(EpochMetricCallback):
     """Adds mask `mAP` (at `iou_threshold`) on a validation subset to the logs every N epochs.
 
     Args:
@@ -105,11 +92,10 @@ class MeanAPCallback(keras.callbacks.Callback):
         every: evaluate after every `every` epochs (and the final epoch of fit).
         name: the log key.
 
-    `adds_logs = True` makes MaskRCNN.train run it before TensorBoard and the checkpoint
-    callbacks, so they see the value.
+    As an `EpochMetricCallback`, MaskRCNN.train runs it before TensorBoard, the checkpoint
+    writer and the other custom callbacks, so they see the value
+    (`mrcnn.engine.train_loop`).
     """
-
-    adds_logs = True
 
     def __init__(self, dataset, config: Any, image_ids: Sequence[int] | None = None,
                  limit: int = 20, every: int = 1, iou_threshold: float = 0.5,
@@ -128,6 +114,10 @@ class MeanAPCallback(keras.callbacks.Callback):
         self.name = name
         self.history: list[tuple[int, float]] = []
         self._inference: keras.Model | None = None
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return (self.name,)
 
     def on_train_begin(self, logs=None):
         if self._inference is None:

@@ -1,4 +1,4 @@
-"""Inference pre- and post-processing (numpy): mold_inputs and unmold_detections.
+"""The predictor (numpy around the graph): mold the inputs, run the graph, unmold the results.
 
 Images of different sizes can be detected in one call: each is resized and molded on its
 own, then all are padded with black (molded: -MEAN_PIXEL, as resize_image's own padding and
@@ -9,6 +9,7 @@ the padded shape, so normalized coordinates stay consistent with the input tenso
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from mrcnn.structures.anchors import anchors_for_config
 from mrcnn.structures.boxes import denorm_boxes, norm_boxes
-from mrcnn.structures.image import compose_image_meta, mold_image, resize_image
+from mrcnn.structures.image import compose_image_meta, mold_image, parse_image_meta, resize_image
 from mrcnn.structures.masks import unmold_mask
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,32 @@ def predict_molded(keras_model: Any, config: Any, molded_images: np.ndarray,
     return keras_model.predict_on_batch([molded_images, image_metas, anchors])
 
 
+def unmold_batch(detections: np.ndarray, mrcnn_mask: np.ndarray,
+                 original_shapes: Sequence[Sequence[int]], image_shapes: Sequence[Sequence[int]],
+                 windows: Sequence[Sequence[int]]) -> list[dict]:
+    """`unmold_detections` for every image of a batch, as matterport's result dicts.
+
+    Args:
+        detections: [batch, N, (y1, x1, y2, x2, class_id, score)], the graph's output.
+        mrcnn_mask: [batch, N, height, width, num_classes].
+        original_shapes: per image, the [H, W, C] to map the results to.
+        image_shapes: per image, the [H, W, C] of the (padded) network input.
+        windows: per image, the [y1, x1, y2, x2] pixel window of the image in the input.
+
+    Returns:
+        One dict per image: rois [N, (y1, x1, y2, x2)] pixels, class_ids [N], scores [N],
+        masks [H, W, N] bool.
+    """
+    results = []
+    for i in range(len(original_shapes)):
+        rois, class_ids, scores, masks = unmold_detections(
+            np.asarray(detections[i]), np.asarray(mrcnn_mask[i]), original_shapes[i],
+            image_shapes[i], windows[i])
+        results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
+                        "masks": masks})
+    return results
+
+
 def detect_images(keras_model: Any, config: Any, images: Sequence[np.ndarray]) -> list[dict]:
     """matterport's detect(): mold, run `keras_model` (an inference graph), unmold.
 
@@ -145,11 +172,62 @@ def detect_images(keras_model: Any, config: Any, images: Sequence[np.ndarray]) -
     """
     molded, metas, windows = mold_inputs(images, config)
     detections, _, _, mrcnn_mask, _, _, _ = predict_molded(keras_model, config, molded, metas)
-    results = []
-    for i, image in enumerate(images):
-        rois, class_ids, scores, masks = unmold_detections(
-            np.asarray(detections[i]), np.asarray(mrcnn_mask[i]), np.asarray(image).shape,
-            molded[i].shape, windows[i])
-        results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
-                        "masks": masks})
-    return results
+    return unmold_batch(detections, mrcnn_mask, [np.asarray(image).shape for image in images],
+                        [m.shape for m in molded], windows)
+
+
+def detect_molded(keras_model: Any, config: Any, molded_images: np.ndarray,
+                  image_metas: np.ndarray) -> list[dict]:
+    """matterport's detect_molded(): run on images already molded (e.g. by load_image_gt and
+    mold_image) and unmold with the windows of their metas.
+
+    Args:
+        molded_images: [batch, H, W, C] molded images.
+        image_metas: [batch, IMAGE_META_SIZE], their metas.
+
+    Returns:
+        One result dict per image (see `detect_images`), in the molded images' coordinates.
+    """
+    molded_images = np.asarray(molded_images, np.float32)
+    detections, _, _, mrcnn_mask, _, _, _ = predict_molded(keras_model, config, molded_images,
+                                                           image_metas)
+    windows = parse_image_meta(np.asarray(image_metas))["window"]
+    shapes = [image.shape for image in molded_images]
+    return unmold_batch(detections, mrcnn_mask, shapes, shapes, windows)
+
+
+def run_graph(keras_model: Any, config: Any, images: Sequence[np.ndarray], outputs: Sequence,
+              image_metas: np.ndarray | None = None, with_anchors: bool = True
+              ) -> OrderedDict:
+    """Run `keras_model` up to named intermediate outputs (matterport's run_graph).
+
+    Args:
+        keras_model: a Mask R-CNN graph.
+        config: its Config.
+        images: images to mold, or molded images when `image_metas` is given.
+        outputs: [(name, tensor)] pairs, e.g. ("proposals",
+            keras_model.get_layer("ROI").output), or plain layer names.
+        image_metas: [batch, IMAGE_META_SIZE] metas of already molded `images`.
+        with_anchors: feed the anchors of the molded shape as the third input (the
+            inference graph has an `input_anchors` input; the training graph does not).
+
+    Returns:
+        {name: array} in the order of `outputs`.
+    """
+    import keras
+
+    pairs = [(o, keras_model.get_layer(o).output) if isinstance(o, str) else tuple(o)
+             for o in outputs]
+    sub = keras.Model(keras_model.inputs, [t for _, t in pairs])
+    if image_metas is None:
+        molded, image_metas, _ = mold_inputs(images, config)
+    else:
+        molded = np.asarray(images, np.float32)
+    inputs = [molded, image_metas]
+    if with_anchors:
+        anchors = anchors_for_config(config, tuple(molded.shape[1:3]), normalized=True)
+        inputs.append(np.broadcast_to(anchors, (len(molded),) + anchors.shape))
+    values = sub.predict_on_batch(inputs)
+    if len(pairs) == 1:
+        values = [values]
+    return OrderedDict((name, np.asarray(v)) for (name, _), v in zip(pairs, values))

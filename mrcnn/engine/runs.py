@@ -48,6 +48,24 @@ def checkpoint_template(log_dir: str, name: str) -> str:
     return os.path.join(log_dir, f"mask_rcnn_{name.lower()}_" + "{epoch:04d}.h5")
 
 
+def best_checkpoint_path(log_dir: str, name: str) -> str:
+    """`{log_dir}/mask_rcnn_{name}_best.h5`, the file BestCheckpoint keeps."""
+    return os.path.join(log_dir, f"mask_rcnn_{name.lower()}_best.h5")
+
+
+def checkpoint_file_pattern(name: str | None = None) -> re.Pattern:
+    """Matches the epoch checkpoint file names `mask_rcnn_{name}_NNNN.h5` of config `name`
+    (of any config when None); the epoch is the named group `epoch`."""
+    stem = re.escape(name.lower()) if name else r"[\w-]+"
+    return re.compile(rf"^mask_rcnn_{stem}_(?P<epoch>\d{{4}})\.h5$")
+
+
+def log_dir_of(source: object) -> str:
+    """A run folder given as a path or as an object with `log_dir` (MaskRCNN), read at use
+    time (a MaskRCNN's log_dir changes when a checkpoint is loaded)."""
+    return os.fspath(getattr(source, "log_dir", source))
+
+
 def run_info(model_dir: str, name: str, model_path: str | None = None,
              now: datetime.datetime | None = None) -> RunInfo:
     """The run to write to: a new one stamped `now`, or the run `model_path` belongs to.
@@ -75,12 +93,12 @@ def run_info(model_dir: str, name: str, model_path: str | None = None,
 
 def list_checkpoints(run_dir: str, name: str) -> list[str]:
     """The checkpoints of one run for config `name`, ordered by epoch."""
-    pattern = re.compile(rf"mask_rcnn_{re.escape(name.lower())}_(\d{{4}})\.h5$")
+    pattern = checkpoint_file_pattern(name)
     found = []
     for entry in os.listdir(run_dir):
         m = pattern.match(entry)
         if m and os.path.isfile(os.path.join(run_dir, entry)):
-            found.append((int(m.group(1)), os.path.join(run_dir, entry)))
+            found.append((int(m.group("epoch")), os.path.join(run_dir, entry)))
     return [path for _, path in sorted(found)]
 
 

@@ -1,4 +1,4 @@
-"""Training machinery: the loss-computing training model, layer presets, set_trainable, callbacks.
+"""The training model: loss weighting and L2 decay, layer presets, set_trainable, optimizer.
 
 The five Mask R-CNN losses and the L2 weight decay are computed in `TrainingModel.train_step`
 (Keras 3 has no `add_loss` on functional outputs), each tracked by its own `keras.metrics.Mean`
@@ -6,12 +6,14 @@ so that the progress bar, History and TensorBoard show `loss`, `rpn_class_loss`,
 `rpn_bbox_loss`, `mrcnn_class_loss`, `mrcnn_bbox_loss`, `mrcnn_mask_loss` and `l2_loss`
 (and their `val_` twins). Because nothing is added to the graph, compiling again (heads, then
 all) can never count a loss twice.
+
+The training *run* around this model (generators, callbacks, compile, fit) is
+`mrcnn.engine.train_loop`; the graph itself comes from `mrcnn.modeling.builder`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -19,12 +21,11 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from mrcnn.config import LOSS_NAMES
 from mrcnn.modeling import losses as L
+from mrcnn.modeling.builder import build_keras_model
 
 logger = logging.getLogger(__name__)
-
-LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
-              "mrcnn_bbox_loss", "mrcnn_mask_loss")
 
 _HEADS = r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)"
 # matterport's presets for train(layers=...); any other string is used as a regex.
@@ -194,56 +195,8 @@ def make_optimizer(learning_rate: float, momentum: float,
                                 global_clipnorm=clip_norm)
 
 
-class NonFiniteLossGuard(keras.callbacks.Callback):
-    """Stops training at the first batch whose loss is NaN or infinite and remembers where."""
-
-    def __init__(self):
-        super().__init__()
-        self.failure: dict[str, Any] | None = None
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.failure = {"epoch": self._epoch + 1, "batch": batch,
-                            "logs": {k: float(v) for k, v in (logs or {}).items()}}
-            logger.error("Non-finite loss at epoch %d, batch %d: %s; stopping training",
-                         self._epoch + 1, batch, self.failure["logs"])
-            self.model.stop_training = True
-
-
-class MatterportCheckpoint(keras.callbacks.Callback):
-    """Writes `{log_dir}/mask_rcnn_{name}_{epoch:04d}.h5` in the Keras-2 HDF5 layout after
-    each epoch, atomically, with the epoch, the config and the optimizer state as extras.
-
-    An epoch whose loss is not finite is not saved (its weights are not trustworthy).
-
-    Args:
-        path_template: a path with an `{epoch}` field, e.g. MaskRCNN.checkpoint_path.
-        config: a dict stored beside the weights (Config.to_dict()).
-        save_optimizer: also store the optimizer state for exact resume.
-    """
-
-    def __init__(self, path_template: str, config: dict | None = None,
-                 save_optimizer: bool = True):
-        super().__init__()
-        self.path_template = path_template
-        self.config = config
-        self.save_optimizer = save_optimizer
-        self.saved: list[str] = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        from mrcnn.checkpoint import save_weights_h5
-
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            logger.error("Epoch %d ended with loss %s: no checkpoint written", epoch + 1, loss)
-            return
-        path = self.path_template.format(epoch=epoch + 1)
-        save_weights_h5(self.model, path, epoch=epoch + 1, config=self.config,
-                        optimizer=self.model.optimizer if self.save_optimizer else None)
-        self.saved.append(path)
-        logger.info("Saved checkpoint %s", path)
+def build_training_model(config: Any) -> TrainingModel:
+    """The training graph of `config` (mrcnn.modeling.builder) as a `TrainingModel` with the
+    config's LOSS_WEIGHTS and WEIGHT_DECAY."""
+    return build_keras_model("training", config, TrainingModel,
+                             loss_weights=config.LOSS_WEIGHTS, weight_decay=config.WEIGHT_DECAY)

@@ -1,0 +1,182 @@
+"""The training run around a `TrainingModel`: data generators, callbacks in a fixed order,
+compiling (with a loaded checkpoint's optimizer state), `fit`, and the NaN check.
+
+`MaskRCNN.train` and `MaskRCNN.compile` delegate here; the model itself (losses, presets,
+set_trainable, optimizer) is `mrcnn.engine.trainer`.
+
+Callback order (`training_callbacks`), at every hook:
+
+1. `NonFiniteLossGuard`: stops at the first batch with a NaN or infinite loss.
+2. The custom callbacks that are `EpochMetricCallback`s (e.g. `MeanAPCallback`), in the
+   order given: they add their values to the epoch logs before anyone reads them.
+3. Keras' `TensorBoard` (scalars, in the run directory).
+4. `MatterportCheckpoint`: the epoch's `mask_rcnn_{name}_{epoch:04d}.h5`.
+5. The other custom callbacks, in the order given: they see the added metrics, and the
+   epoch's checkpoint file exists (`BestCheckpoint` copies it, `KeepLastCheckpoints` prunes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+
+from mrcnn.data.generator import DataGenerator
+from mrcnn.engine.callbacks.base import EpochMetricCallback, NonFiniteLossGuard
+from mrcnn.engine.callbacks.checkpoints import MatterportCheckpoint
+from mrcnn.engine.trainer import make_optimizer, resolve_layers, set_trainable
+
+logger = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    """Data-loading workers when train() is given none: one per CPU core, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def compile_model(keras_model: keras.Model, learning_rate: float, momentum: float,
+                  clip_norm: float | None, optimizer_state_path: str | None = None) -> bool:
+    """Compile with a new SGD optimizer (needed after every change of `trainable`).
+
+    Args:
+        keras_model: a `TrainingModel`.
+        learning_rate, momentum: SGD's.
+        clip_norm: the global gradient norm to clip to (GRADIENT_CLIP_NORM), or None.
+        optimizer_state_path: a checkpoint carrying an optimizer state (momentum,
+            iterations) to restore; the caller's learning rate wins over the saved one.
+
+    Returns:
+        True when an optimizer state was restored.
+    """
+    optimizer = make_optimizer(learning_rate, momentum, clip_norm)
+    # XLA was slower than plain tf.function on CPU here; keep it explicit (DESIGN.md).
+    keras_model.compile(optimizer=optimizer, jit_compile=False)
+    optimizer.build(keras_model.trainable_variables)
+    if not optimizer_state_path:
+        return False
+    from mrcnn.checkpoint import load_optimizer_state
+
+    if not load_optimizer_state(optimizer, optimizer_state_path):
+        return False
+    # The state includes the old learning rate; the caller's rate wins.
+    optimizer.learning_rate = learning_rate
+    logger.info("Restored optimizer state (momentum, iterations) from %s", optimizer_state_path)
+    return True
+
+
+def make_generators(config: Any, train_dataset: Any, val_dataset: Any, *, epoch: int,
+                    augmentation: Any = None,
+                    no_augmentation_sources: Sequence[str] | None = None,
+                    workers: int = 1, use_multiprocessing: bool = False
+                    ) -> tuple[DataGenerator, DataGenerator | None]:
+    """The training generator (shuffled, augmented, STEPS_PER_EPOCH batches, continuing the
+    shuffling sequence at `epoch`) and the validation one (VALIDATION_STEPS batches; None
+    without a validation set or with VALIDATION_STEPS=0). Both are seeded by RANDOM_SEED."""
+    seed = config.RANDOM_SEED
+    train_gen = DataGenerator(train_dataset, config, shuffle=True, augmentation=augmentation,
+                              no_augmentation_sources=no_augmentation_sources, seed=seed,
+                              steps=config.STEPS_PER_EPOCH, workers=workers,
+                              use_multiprocessing=use_multiprocessing)
+    train_gen.epoch = epoch  # a resumed run continues the shuffling sequence
+    val_gen = None
+    if val_dataset is not None and config.VALIDATION_STEPS:
+        val_gen = DataGenerator(val_dataset, config, shuffle=True, seed=seed,
+                                steps=config.VALIDATION_STEPS, workers=workers,
+                                use_multiprocessing=use_multiprocessing)
+    return train_gen, val_gen
+
+
+def training_callbacks(log_dir: str, checkpoint_path: str, config_dict: dict | None,
+                       custom_callbacks: Sequence[keras.callbacks.Callback] | None = None
+                       ) -> tuple[NonFiniteLossGuard, list[keras.callbacks.Callback]]:
+    """The callbacks of a training run in the order of the module docstring.
+
+    Args:
+        log_dir: the run directory (TensorBoard logs).
+        checkpoint_path: the epoch checkpoint template, with an `{epoch}` field.
+        config_dict: stored in every checkpoint (Config.to_dict()).
+        custom_callbacks: the user's callbacks.
+
+    Returns:
+        The NaN guard (to read its `failure` after fit) and the full list.
+    """
+    guard = NonFiniteLossGuard()
+    custom = list(custom_callbacks or [])
+    producers = [cb for cb in custom if isinstance(cb, EpochMetricCallback)]
+    for cb in producers:
+        logger.debug("%s adds %s to the epoch logs", type(cb).__name__, cb.metric_names)
+    callbacks = [guard] + producers + [
+        keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0, write_graph=False),
+        MatterportCheckpoint(checkpoint_path, config=config_dict),
+    ] + [cb for cb in custom if cb not in producers]
+    return guard, callbacks
+
+
+def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset: Any,
+          learning_rate: float, epochs: int, layers: str, *, initial_epoch: int, log_dir: str,
+          checkpoint_path: str, compile_fn: Callable[[float, float], Any] | None = None,
+          augmentation: Any = None,
+          custom_callbacks: Sequence[keras.callbacks.Callback] | None = None,
+          no_augmentation_sources: Sequence[str] | None = None, workers: int | None = None,
+          use_multiprocessing: bool = False, verbose: int | str = "auto"
+          ) -> keras.callbacks.History:
+    """Train the layers selected by `layers` from `initial_epoch` up to epoch `epochs`.
+
+    Args:
+        keras_model: a `TrainingModel`.
+        config: its Config.
+        train_dataset, val_dataset: prepared `mrcnn.data.dataset.Dataset` objects
+            (`val_dataset` may be None).
+        learning_rate: the SGD learning rate.
+        epochs: the epoch number to train up to (cumulative, as matterport).
+        layers: "heads", "3+", "4+", "5+", "all" or a regex of layer names.
+        initial_epoch: the epochs already done (MaskRCNN.epoch).
+        log_dir, checkpoint_path: the run directory and the epoch checkpoint template.
+        compile_fn: `(learning_rate, momentum) -> None`, called after `set_trainable`
+            (MaskRCNN.compile, which restores a loaded checkpoint's optimizer state);
+            default: `compile_model` without a saved state.
+        augmentation, no_augmentation_sources: see `mrcnn.data.generator.DataGenerator`.
+        custom_callbacks: extra Keras callbacks (order: see the module docstring).
+        workers, use_multiprocessing: data loading (default: `default_workers()` threads).
+        verbose: Keras' fit verbosity.
+
+    Returns:
+        The Keras History.
+
+    Raises:
+        TypeError, ValueError: `layers` is not a preset or a valid regex.
+        FloatingPointError: the loss became NaN or infinite (no checkpoint of that epoch
+            is written).
+    """
+    regex = resolve_layers(layers)
+    if workers is None:
+        workers = default_workers()
+    c = config
+    train_gen, val_gen = make_generators(
+        c, train_dataset, val_dataset, epoch=initial_epoch, augmentation=augmentation,
+        no_augmentation_sources=no_augmentation_sources, workers=workers,
+        use_multiprocessing=use_multiprocessing)
+    os.makedirs(log_dir, exist_ok=True)
+    guard, callbacks = training_callbacks(log_dir, checkpoint_path, c.to_dict(),
+                                          custom_callbacks)
+    logger.info("Starting at epoch %d, LR=%s, checkpoints %s", initial_epoch, learning_rate,
+                checkpoint_path)
+    set_trainable(keras_model, regex)
+    if compile_fn is None:
+        compile_model(keras_model, learning_rate, c.LEARNING_MOMENTUM, c.GRADIENT_CLIP_NORM)
+    else:
+        compile_fn(learning_rate, c.LEARNING_MOMENTUM)
+    history = keras_model.fit(
+        train_gen, initial_epoch=initial_epoch, epochs=epochs,
+        steps_per_epoch=c.STEPS_PER_EPOCH, callbacks=callbacks, validation_data=val_gen,
+        validation_steps=c.VALIDATION_STEPS if val_gen is not None else None,
+        verbose=verbose)
+    if guard.failure:
+        raise FloatingPointError(
+            f"Training stopped: non-finite loss at epoch {guard.failure['epoch']}, batch "
+            f"{guard.failure['batch']} ({guard.failure['logs']}); no checkpoint was written "
+            "for that epoch. Lower the learning rate or check the data.")
+    return history
