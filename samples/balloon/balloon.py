@@ -33,16 +33,14 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from mrcnn.config import Config  # noqa: E402
+from mrcnn.data.dataset import convert_channels  # noqa: E402
 from mrcnn.data.formats.via import ViaDataset  # noqa: E402
+from mrcnn.engine.runs import exclude_for, resolve_weights  # noqa: E402
 from mrcnn.fileio import atomic_write  # noqa: E402
 
 logger = logging.getLogger("balloon")
 
 DEFAULT_LOGS_DIR = os.path.join(ROOT, "logs")
-# Layers whose shapes depend on the class count: not taken from the 81-class COCO weights.
-HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
-# skimage.color.rgb2gray's luminance weights (ITU-R BT.709).
-_LUMINANCE = np.array([0.2125, 0.7154, 0.0721])
 
 
 class BalloonConfig(Config):
@@ -71,7 +69,8 @@ class BalloonDataset(ViaDataset):
 
 
 def color_splash(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Keep the colour of the detected instances and turn the rest of the image gray.
+    """Keep the colour of the detected instances and turn the rest of the image gray (the
+    luminance of `mrcnn.data.dataset.convert_channels`).
 
     Args:
         image: [height, width, 3] RGB image.
@@ -87,8 +86,7 @@ def color_splash(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if mask.ndim != 3 or mask.shape[:2] != image.shape[:2]:
         raise ValueError(f"mask must be [{image.shape[0]}, {image.shape[1]}, instances], got "
                          f"shape {mask.shape}")
-    gray = np.clip(np.rint(image.astype(np.float64) @ _LUMINANCE), 0, 255).astype(np.uint8)
-    splash = np.repeat(gray[..., np.newaxis], 3, axis=2)
+    splash = np.repeat(convert_channels(image, 1), 3, axis=2)
     covered = mask.any(axis=2)
     splash[covered] = image[covered]
     return splash
@@ -211,14 +209,13 @@ def load_model(mode: str, config: Config, logs: str, weights: str) -> Any:
     """Build a MaskRCNN and load `weights` ("coco", "last", "imagenet" or a path)."""
     from mrcnn import model as modellib  # deferred: TensorFlow is slow to import
 
+    path = resolve_weights(weights, logs, config.NAME)
     model = modellib.MaskRCNN(mode=mode, config=config, model_dir=logs)
-    name = weights.lower()
-    if name == "imagenet":
-        path = model.get_imagenet_weights()
-    else:
-        path = model.resolve_weights(name if name in ("coco", "last") else weights)
-    logger.info("Loading weights %s", path)
-    model.load_weights(path, by_name=True, exclude=HEAD_LAYERS if name == "coco" else None)
+    if path:
+        logger.info("Loading weights %s", path)
+        # COCO's heads depend on its 81 classes: exclude_for leaves them out.
+        model.load_weights(path, by_name=True,
+                           exclude=exclude_for(weights, None, config.NUM_CLASSES))
     return model
 
 

@@ -31,6 +31,7 @@ if ROOT not in sys.path:
 
 from mrcnn.config import Config  # noqa: E402
 from mrcnn.data.formats import coco as coco_format  # noqa: E402
+from mrcnn.engine.runs import exclude_for, resolve_weights  # noqa: E402
 from mrcnn.evaluation.coco import evaluate_coco  # noqa: E402
 
 logger = logging.getLogger("coco")
@@ -109,14 +110,12 @@ def load_model(mode: str, config: Config, logs: str, weights: str) -> Any:
     """Build a MaskRCNN and load `weights` ("coco", "last", "imagenet" or a path)."""
     from mrcnn import model as modellib  # deferred: TensorFlow is slow to import
 
+    path = resolve_weights(weights, logs, config.NAME)
     model = modellib.MaskRCNN(mode=mode, config=config, model_dir=logs)
-    if weights.lower() == "imagenet":
-        path = model.get_imagenet_weights()
-    else:
-        path = model.resolve_weights(weights.lower() if weights.lower() in ("coco", "last")
-                                     else weights)
-    logger.info("Loading weights %s", path)
-    model.load_weights(path, by_name=True)
+    if path:
+        logger.info("Loading weights %s", path)
+        model.load_weights(path, by_name=True,
+                           exclude=exclude_for(weights, None, config.NUM_CLASSES))
     return model
 
 

@@ -24,13 +24,11 @@ if ROOT not in sys.path:
 from mrcnn import model as modellib  # noqa: E402
 from mrcnn import visualize  # noqa: E402
 from mrcnn.engine.callbacks import WarmupLRSchedule  # noqa: E402
+from mrcnn.engine.runs import exclude_for, resolve_weights  # noqa: E402
 from mrcnn.evaluation.evaluator import evaluate_dataset  # noqa: E402
 from samples.shapes.shapes import ShapesConfig, ShapesDataset  # noqa: E402
 
 logger = logging.getLogger("shapes")
-
-# Layers that depend on the class count: excluded when starting from COCO weights.
-HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 
 
 class DemoConfig(ShapesConfig):
@@ -73,7 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="train up to this epoch")
     p.add_argument("--steps", type=int, default=None, help="steps per epoch")
     p.add_argument("--weights", default=None,
-                   help="start from: last, coco, imagenet or a .h5 path (default: scratch)")
+                   help="start from: last, coco, imagenet, none or a .h5 path (default: none)")
     p.add_argument("--backbone", default=None, choices=["resnet50", "resnet101"])
     p.add_argument("--logs", default=os.path.join(ROOT, "logs"), help="run directory root")
     p.add_argument("--eval-images", type=int, default=50, help="held-out images for mAP")
@@ -90,10 +88,11 @@ PRETRAINED_SIZES = {"TOP_DOWN_PYRAMID_SIZE": 256, "FPN_CLASSIF_FC_LAYERS_SIZE": 
 
 def make_configs(args):
     overrides = {}
-    if args.weights in ("coco", "imagenet"):
+    weights = (args.weights or "").lower()
+    if weights in ("coco", "imagenet"):
         overrides.update(PRETRAINED_SIZES)
         # mask_rcnn_coco.h5 is a ResNet-101; Keras' ImageNet file is a ResNet-50.
-        overrides["BACKBONE"] = "resnet101" if args.weights == "coco" else "resnet50"
+        overrides["BACKBONE"] = "resnet101" if weights == "coco" else "resnet50"
     if args.backbone:
         overrides["BACKBONE"] = args.backbone
     if args.steps:
@@ -128,10 +127,12 @@ def main(argv=None) -> float:
     val_set.prepare()
 
     model = modellib.MaskRCNN("training", config, args.logs)
-    if args.weights:
-        exclude = HEAD_LAYERS if args.weights == "coco" else None
-        report = model.load_weights(args.weights, by_name=True, exclude=exclude)
-        logger.info("Loaded %s: %s", args.weights, report)
+    path = resolve_weights(args.weights, args.logs, config.NAME) if args.weights else None
+    if path:
+        # COCO's class-count-dependent heads are not loaded (engine.runs.HEAD_LAYERS).
+        exclude = exclude_for(args.weights, None, config.NUM_CLASSES)
+        report = model.load_weights(path, by_name=True, exclude=exclude)
+        logger.info("Loaded %s: %s", path, report)
     start = time.time()
     # Linear warmup, then cosine decay to 5% of the peak by the last epoch: the network ends
     # training at a low rate, which gives a markedly better final model than a constant rate.
