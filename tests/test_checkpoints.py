@@ -92,3 +92,66 @@ def test_resolve_weights_file(tmp_path, monkeypatch):
     touch(str(other))
     monkeypatch.setenv("MRCNN_COCO_WEIGHTS", str(other))
     assert resolve_weights_file("coco", str(tmp_path / "logs")) == str(other)
+
+
+def test_checkpoint_file_pattern_and_best_path(tmp_path):
+    from mrcnn.engine.runs import best_checkpoint_path, checkpoint_file_pattern
+
+    pattern = checkpoint_file_pattern("Shapes")
+    assert pattern.match("mask_rcnn_shapes_0012.h5").group("epoch") == "0012"
+    for other in ("mask_rcnn_shapes_best.h5", "mask_rcnn_shapes_12.h5",
+                  "mask_rcnn_coco_0001.h5", "mask_rcnn_shapes_0001.h5.tmp",
+                  "xmask_rcnn_shapes_0001.h5"):
+        assert not pattern.match(other), other
+    # Without a name any config's epoch files match, and nothing else.
+    anyname = checkpoint_file_pattern(None)
+    assert anyname.match("mask_rcnn_coco-2_0003.h5").group("epoch") == "0003"
+    assert not anyname.match("mask_rcnn_coco_best.h5")
+    # The pattern, the template and list_checkpoints agree on one naming.
+    template = run_info(str(tmp_path), "Shapes").checkpoint_path
+    assert pattern.match(os.path.basename(template.format(epoch=7)))
+    assert best_checkpoint_path(str(tmp_path), "Shapes") == os.path.join(
+        str(tmp_path), "mask_rcnn_shapes_best.h5")
+
+
+def test_log_dir_of_reads_paths_and_objects(tmp_path):
+    from mrcnn.engine.runs import log_dir_of
+
+    class Facade:
+        log_dir = str(tmp_path / "run")
+
+    assert log_dir_of(str(tmp_path)) == str(tmp_path)
+    assert log_dir_of(tmp_path) == str(tmp_path)
+    assert log_dir_of(Facade()) == str(tmp_path / "run")
+
+
+def test_weights_file_names_the_file_or_refuses(tmp_path):
+    from mrcnn.engine.weights import weights_file
+
+    with pytest.raises(ValueError, match="'none'"):
+        weights_file("none", str(tmp_path), "shapes")
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        weights_file(str(tmp_path / "missing.h5"), str(tmp_path), "shapes")
+    with pytest.raises(FileNotFoundError):
+        weights_file("last", str(tmp_path), "shapes")  # no run yet
+    ckpt = os.path.join(str(tmp_path), "shapes20250101T1200", "mask_rcnn_shapes_0002.h5")
+    touch(ckpt)
+    assert weights_file("LAST", str(tmp_path), "shapes") == ckpt
+    assert weights_file(ckpt, str(tmp_path), "other") == ckpt
+
+
+def test_resolve_weights_and_exclude_for(tmp_path, monkeypatch):
+    from mrcnn.engine.runs import HEAD_LAYERS, exclude_for, resolve_weights
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MRCNN_COCO_WEIGHTS", raising=False)
+    assert resolve_weights("None", str(tmp_path), "shapes") is None
+    touch(str(tmp_path / "mask_rcnn_coco.h5"))
+    assert resolve_weights("COCO", str(tmp_path / "logs"), "shapes") == "mask_rcnn_coco.h5"
+    # COCO's heads are left out only when the class count differs from COCO's 81.
+    assert exclude_for("coco", None, 4) == list(HEAD_LAYERS)
+    assert exclude_for("coco", None, 81) is None
+    assert exclude_for("some.h5", None, 4) is None
+    assert exclude_for("coco", "heads", 81) == list(HEAD_LAYERS)
+    assert exclude_for("last", "mrcnn_mask, rpn_.*", 4) == ["mrcnn_mask", "rpn_.*"]
+    assert exclude_for("last", ["a"], 4) == ["a"]

@@ -1,9 +1,11 @@
-"""mold_inputs / unmold_detections: golden cases computed by hand (numpy only)."""
+"""The predictor: mold_inputs / unmold_detections golden cases computed by hand, and the
+detect paths around a stub graph (numpy only)."""
 
 import numpy as np
 import pytest
 
 from mrcnn.config import Config
+from mrcnn.engine import predictor
 from mrcnn.engine.predictor import check_images, mold_inputs, unmold_detections
 
 MEAN = np.array([123.7, 116.8, 103.9])
@@ -190,3 +192,68 @@ def test_mold_then_unmold_round_trip_mixed_sizes():
     # 100 x 50 in square mode: scale min(128/50, 128/100) = 1.28 -> 128 x 64, padded 32 + 32.
     np.testing.assert_array_equal(windows[1], [0, 32, 128, 96])
     assert meta_fields(metas[1])["scale"] == pytest.approx(1.28)
+
+
+# --------------------------------------------------------------------------- detect paths
+class StubGraph:
+    """Stands in for an inference graph: records its inputs, returns fixed outputs."""
+
+    def __init__(self, detections, mrcnn_mask):
+        self.outputs = [detections, None, None, mrcnn_mask, None, None, None]
+        self.inputs = None
+
+    def predict_on_batch(self, inputs):
+        self.inputs = inputs
+        return self.outputs
+
+
+def _two_image_outputs(shape):
+    det = np.stack([detections_array([norm((40, 16, 72, 80), shape) + [2, 0.9]]),
+                    # inside image 1's window (0, 32, 128, 96)
+                    detections_array([norm((0, 32, 128, 64), shape) + [1, 0.5],
+                                      norm((10, 40, 20, 50), shape) + [2, 0.4]])])
+    masks = np.zeros((2, 5, 4, 4, 3), np.float32)
+    masks[0, 0, :, :, 2] = 1.0
+    masks[1, 0, :2, :, 1] = 1.0
+    masks[1, 1, :, :, 2] = 1.0
+    return det, masks
+
+
+def test_detect_images_unmolds_each_image_with_its_own_window():
+    config = SquareConfig()
+    images = [np.zeros((64, 128, 3), np.uint8), np.zeros((100, 50, 3), np.uint8)]
+    det, masks = _two_image_outputs((128, 128))
+    graph = StubGraph(det, masks)
+    results = predictor.detect_images(graph, config, images)
+    molded, metas, windows = mold_inputs(images, config)
+    np.testing.assert_array_equal(graph.inputs[0], molded)
+    np.testing.assert_array_equal(graph.inputs[1], metas)
+    assert graph.inputs[2].shape[0] == 2  # the anchors, broadcast to the batch
+    for i, (image, r) in enumerate(zip(images, results)):
+        expected = unmold_detections(det[i], masks[i], image.shape, molded[i].shape,
+                                     windows[i])
+        for key, value in zip(("rois", "class_ids", "scores", "masks"), expected):
+            np.testing.assert_array_equal(r[key], value, err_msg=key)
+    # Image 0: the golden box of test_unmold_maps_boxes_back_to_original_pixels_square_mode.
+    np.testing.assert_array_equal(results[0]["rois"], [[8, 16, 40, 80]])
+    assert results[1]["masks"].shape[:2] == (100, 50)
+
+
+def test_detect_molded_reads_windows_from_the_metas():
+    # Molded inputs (e.g. load_image_gt + mold_image): results stay in molded coordinates,
+    # each image cut to the window its meta records.
+    config = SquareConfig()
+    images = [np.zeros((64, 128, 3), np.uint8), np.zeros((100, 50, 3), np.uint8)]
+    molded, metas, windows = mold_inputs(images, config)
+    det, masks = _two_image_outputs((128, 128))
+    results = predictor.detect_molded(StubGraph(det, masks), config, molded, metas)
+    assert len(results) == 2
+    for i, r in enumerate(results):
+        expected = unmold_detections(det[i], masks[i], molded[i].shape, molded[i].shape,
+                                     windows[i])
+        for key, value in zip(("rois", "class_ids", "scores", "masks"), expected):
+            np.testing.assert_array_equal(r[key], value, err_msg=key)
+        assert r["masks"].shape[:2] == (128, 128)
+    # Image 0's window starts 32 rows down: molded box rows 40..72 are window rows 8..40,
+    # and the window (64 of 128 rows) maps onto the whole 128-row molded frame: x 2.
+    np.testing.assert_array_equal(results[0]["rois"], [[16, 16, 80, 80]])

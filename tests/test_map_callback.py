@@ -30,6 +30,15 @@ def data():
     return ds
 
 
+def test_is_an_epoch_metric_callback_naming_its_key(data):
+    from mrcnn.engine.callbacks import EpochMetricCallback
+
+    callback = MeanAPCallback(data, TinyConfig(), limit=2, name="mask_mAP")
+    assert isinstance(callback, EpochMetricCallback)
+    assert callback.metric_names == ("mask_mAP",)
+    assert callback.image_ids == list(data.image_ids[:2])
+
+
 def test_rejects_bad_arguments(data):
     with pytest.raises(ValueError, match="every"):
         MeanAPCallback(data, TinyConfig(), every=0)

@@ -297,3 +297,48 @@ def test_set_trainable_logs_the_selection(tiny_model, caplog):
     assert training.LOSS_NAMES == ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
                                    "mrcnn_bbox_loss", "mrcnn_mask_loss")
     assert training.LOSS_NAMES is LOSS_NAMES  # one owner: mrcnn.config
+
+
+# --------------------------------------------------------------------------- callback order
+def test_training_callbacks_run_metric_producers_before_readers(tmp_path):
+    from mrcnn.engine.callbacks import EpochMetricCallback
+    from mrcnn.engine.train_loop import training_callbacks
+
+    class Producer(EpochMetricCallback):
+        metric_names = ("score",)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["score"] = float(epoch)
+
+    class Reader(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(logs.get("score"))
+
+    reader, producer, other = Reader(), Producer(), keras.callbacks.History()
+    template = str(tmp_path / "mask_rcnn_toy_{epoch:04d}.h5")
+    guard, callbacks = training_callbacks(str(tmp_path), template, {"NAME": "toy"},
+                                          [reader, producer, other])
+    kinds = [type(cb) for cb in callbacks]
+    assert callbacks[0] is guard and isinstance(guard, NonFiniteLossGuard)
+    assert callbacks[1] is producer
+    assert kinds[2:4] == [keras.callbacks.TensorBoard, MatterportCheckpoint]
+    assert callbacks[4:] == [reader, other]  # the user's order, after the writer
+    assert callbacks[3].path_template == template
+    assert callbacks[3].config == {"NAME": "toy"}
+    # A plain callback that happens to carry matterport-era attributes is not moved.
+    legacy = keras.callbacks.Callback()
+    legacy.adds_logs = True
+    _, callbacks = training_callbacks(str(tmp_path), template, None, [reader, legacy])
+    assert callbacks[-2:] == [reader, legacy]
+    # In a fit the reader sees the producer's value of the same epoch.
+    model = _toy_model()
+    x, y = _toy_data()
+    _, callbacks = training_callbacks(str(tmp_path), template, None, [reader, producer])
+    reader.seen.clear()
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=callbacks)
+    assert reader.seen == [0.0, 1.0]
+    assert sorted(os.listdir(tmp_path))[:2] == ["mask_rcnn_toy_0001.h5", "mask_rcnn_toy_0002.h5"]
