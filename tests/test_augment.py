@@ -320,3 +320,10 @@ def test_albumentations_boxes_follow_through_load_image_gt(A):
     np.testing.assert_array_equal(bbox, [[Y1, 64 - X2, Y2, 64 - X1]])
     np.testing.assert_array_equal(mask[..., 0], _white(image))
     check_augmenter(flip)  # DataGenerator's check accepts albumentations
+
+
+def test_old_albumentations_without_seeding_is_named():
+    # albumentations 1.x transforms have no set_random_seed.
+    old = type("HorizontalFlip", (), {"__module__": "albumentations.augmentations.transforms"})
+    with pytest.raises(TypeError, match=r"albumentations >= 2\.0\.8"):
+        check_augmenter(old())

@@ -109,13 +109,16 @@ def import_imgaug() -> ModuleType:
     return imgaug
 
 
-def is_albumentations(augmentation: Any) -> bool:
-    """True when `augmentation` is an albumentations transform or composition (any subclass).
-
-    Decided from the class hierarchy, so albumentations is never imported here.
-    """
+def _from_albumentations(augmentation: Any) -> bool:
     return any(cls.__module__.partition(".")[0] == "albumentations"
-               for cls in type(augmentation).__mro__) and hasattr(augmentation, "set_random_seed")
+               for cls in type(augmentation).__mro__)
+
+
+def is_albumentations(augmentation: Any) -> bool:
+    """True when `augmentation` is an albumentations (>= 2.0) transform or composition, or a
+    subclass of one. Decided from the class hierarchy: albumentations is never imported here.
+    """
+    return _from_albumentations(augmentation) and hasattr(augmentation, "set_random_seed")
 
 
 def check_augmenter(augmentation: Any) -> None:
@@ -123,6 +126,10 @@ def check_augmenter(augmentation: Any) -> None:
     albumentations transform."""
     if is_albumentations(augmentation):
         return
+    if _from_albumentations(augmentation):
+        raise TypeError(f"{type(augmentation).__name__} comes from an albumentations without "
+                        "per-call seeding (set_random_seed); mrcnn needs albumentations >= 2.0.8 "
+                        "(pip install \"mrcnn[augment]\")")
     if not (hasattr(augmentation, "to_deterministic") and hasattr(augmentation, "deepcopy")):
         raise TypeError("augmentation must be an imgaug augmenter (imgaug.augmenters.Augmenter) "
                         "or an albumentations transform (albumentations.Compose, ...), "
