@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv demo quick test test-quick lint bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt setup.py
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
 	# imgaug and tf-keras without their declared dependencies (see requirements-nodeps.txt).
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
-	$(PY) -m pip install -q --no-deps -e .
+	# The pinned setuptools (requirements-dev.txt) builds the editable install offline.
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -40,4 +41,4 @@ bench: $(STAMP)
 	$(PY) bench/data_pipeline.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
