@@ -65,7 +65,8 @@ from mrcnn.modeling.losses import (  # noqa: F401
     rpn_class_loss_graph,
 )
 from mrcnn.structures.anchors import anchors_for_config, compute_backbone_shapes  # noqa: F401
-from mrcnn.structures.image import compose_image_meta, mold_image, parse_image_meta, unmold_image  # noqa: F401
+from mrcnn.structures.image import mold_image, unmold_image  # noqa: F401
+from mrcnn.structures.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
