@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from mrcnn.modeling import graph_ops
 from mrcnn.structures import boxes as np_boxes
-from mrcnn.structures.image import compose_image_meta, parse_image_meta
+from mrcnn.structures.image_meta import compose_image_meta, parse_image_meta
 
 
 def random_boxes(rng, n, scale=1.0):
@@ -102,14 +102,6 @@ def test_trim_zeros_parity():
     trimmed, non_zeros = graph_ops.trim_zeros_graph(x)
     np.testing.assert_array_equal(trimmed.numpy(), np_boxes.trim_zeros(x))
     np.testing.assert_array_equal(non_zeros.numpy(), [False, True, False, True])
-
-
-def test_batch_pack_golden():
-    x = np.arange(2 * 4 * 2).reshape(2, 4, 2)
-    out = graph_ops.batch_pack_graph(x, tf.constant([3, 1]), 2).numpy()
-    np.testing.assert_array_equal(out, [[0, 1], [2, 3], [4, 5], [8, 9]])
-    out = graph_ops.batch_pack_graph(x, tf.constant([3, 1]), 1).numpy()
-    np.testing.assert_array_equal(out, [[0, 1], [2, 3], [4, 5]])
 
 
 def test_log2_golden():
