@@ -14,16 +14,17 @@ so a value set on an instance after construction is still checked.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from mrcnn.structures import checks
+from mrcnn.structures.image import RESIZE_MODES
+from mrcnn.structures.image_meta import meta_size
 
-RESIZE_MODES = ("none", "square", "pad64", "crop")
 BACKBONES = ("resnet50", "resnet101")
+MIXED_PRECISION_POLICIES = (None, "mixed_bfloat16", "mixed_float16")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
               "mrcnn_bbox_loss", "mrcnn_mask_loss")
 
@@ -182,9 +183,8 @@ class Config:
         else:
             self.IMAGE_SHAPE = np.array([self.IMAGE_MAX_DIM, self.IMAGE_MAX_DIM,
                                          self.IMAGE_CHANNEL_COUNT])
-        # id + original_image_shape + image_shape + window + scale + active_class_ids
-        self.IMAGE_META_SIZE = 1 + 3 + 3 + 4 + 1 + self.NUM_CLASSES
         self.validate()
+        self.IMAGE_META_SIZE = meta_size(self.NUM_CLASSES)
 
     # ------------------------------------------------------------------ introspection
     def to_dict(self) -> dict[str, Any]:
@@ -240,7 +240,10 @@ class Config:
             ValueError: naming the first setting that cannot work and its value.
         """
         def fail(field: str, value: Any, why: str) -> None:
-            raise ValueError(f"Config {field}={value!r}: {why}")
+            checks.fail(f"Config {field}", value, why)
+
+        def setting(field: str) -> tuple[str, Any]:
+            return f"Config {field}", getattr(self, field)
 
         positive = ("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "NUM_CLASSES",
                     "FPN_CLASSIF_FC_LAYERS_SIZE", "TOP_DOWN_PYRAMID_SIZE", "RPN_ANCHOR_STRIDE",
@@ -249,18 +252,11 @@ class Config:
                     "TRAIN_ROIS_PER_IMAGE", "POOL_SIZE", "MASK_POOL_SIZE", "MAX_GT_INSTANCES",
                     "DETECTION_MAX_INSTANCES")
         for field in positive:
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                fail(field, value, "must be a positive integer")
-        for field in ("VALIDATION_STEPS",):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                fail(field, value, "must be a non-negative integer")
-        if self.IMAGE_RESIZE_MODE not in RESIZE_MODES:
-            fail("IMAGE_RESIZE_MODE", self.IMAGE_RESIZE_MODE, f"must be one of {RESIZE_MODES}")
-        if self.IMAGE_MIN_DIM is not None and (not isinstance(self.IMAGE_MIN_DIM, (int, np.integer))
-                                               or self.IMAGE_MIN_DIM < 0):
-            fail("IMAGE_MIN_DIM", self.IMAGE_MIN_DIM, "must be a non-negative integer or None")
+            checks.check_positive_int(*setting(field))
+        checks.check_int(*setting("VALIDATION_STEPS"), minimum=0)
+        checks.check_one_of(*setting("IMAGE_RESIZE_MODE"), RESIZE_MODES)
+        if self.IMAGE_MIN_DIM is not None:
+            checks.check_int(*setting("IMAGE_MIN_DIM"), minimum=0)
         if self.IMAGE_RESIZE_MODE in ("square", "pad64") and self.IMAGE_MAX_DIM % 64:
             fail("IMAGE_MAX_DIM", self.IMAGE_MAX_DIM,
                  f"must be divisible by 64 (2**6) in '{self.IMAGE_RESIZE_MODE}' mode, so the "
@@ -293,14 +289,9 @@ class Config:
             fail("MEAN_PIXEL", np.atleast_1d(self.MEAN_PIXEL).tolist(),
                  f"needs one value per channel: IMAGE_CHANNEL_COUNT={self.IMAGE_CHANNEL_COUNT}")
         for field in ("ROI_POSITIVE_RATIO", "RPN_NMS_THRESHOLD", "DETECTION_NMS_THRESHOLD"):
-            value = getattr(self, field)
-            if not 0 < value <= 1:
-                fail(field, value, "must be in (0, 1]")
-        if not 0 <= self.DETECTION_MIN_CONFIDENCE <= 1:
-            fail("DETECTION_MIN_CONFIDENCE", self.DETECTION_MIN_CONFIDENCE, "must be in [0, 1]")
-        if self.MIXED_PRECISION not in (None, "mixed_bfloat16", "mixed_float16"):
-            fail("MIXED_PRECISION", self.MIXED_PRECISION,
-                 "must be None, 'mixed_bfloat16' or 'mixed_float16'")
+            checks.check_fraction(*setting(field))
+        checks.check_fraction(*setting("DETECTION_MIN_CONFIDENCE"), allow_zero=True)
+        checks.check_one_of(*setting("MIXED_PRECISION"), MIXED_PRECISION_POLICIES)
         if self.MASK_ON_POSITIVE_ROIS and int(self.TRAIN_ROIS_PER_IMAGE
                                                * self.ROI_POSITIVE_RATIO) < 1:
             fail("ROI_POSITIVE_RATIO", self.ROI_POSITIVE_RATIO,
@@ -310,12 +301,9 @@ class Config:
             fail("MASK_SHAPE", list(self.MASK_SHAPE),
                  f"the mask head upsamples MASK_POOL_SIZE={self.MASK_POOL_SIZE} by 2, so it must "
                  f"be {[2 * self.MASK_POOL_SIZE] * 2}")
-        if len(self.MINI_MASK_SHAPE) != 2 or min(self.MINI_MASK_SHAPE) <= 0:
-            fail("MINI_MASK_SHAPE", tuple(self.MINI_MASK_SHAPE), "must be (height, width) > 0")
+        checks.check_height_width(*setting("MINI_MASK_SHAPE"))
         for field in ("RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
-            value = np.asarray(getattr(self, field))
-            if value.shape != (4,) or np.any(value <= 0):
-                fail(field, value.tolist(), "must be 4 positive numbers")
+            checks.check_positive_floats(*setting(field), length=4)
         unknown = set(self.LOSS_WEIGHTS) - set(LOSS_NAMES)
         if unknown:
             fail("LOSS_WEIGHTS", dict(self.LOSS_WEIGHTS),

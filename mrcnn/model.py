@@ -65,7 +65,8 @@ from mrcnn.modeling.losses import (
     rpn_class_loss_graph,
 )
 from mrcnn.structures.anchors import anchors_for_config, compute_backbone_shapes
-from mrcnn.structures.image import compose_image_meta, mold_image, parse_image_meta, unmold_image
+from mrcnn.structures.image import mold_image, unmold_image
+from mrcnn.structures.image_meta import compose_image_meta, parse_image_meta
 
 __all__ = [  # matterport's names, then those this module exported before the package split
     "MaskRCNN", "log", "load_image_gt", "data_generator", "build_rpn_targets",

@@ -22,6 +22,7 @@ from mrcnn.structures.boxes import (
     trim_zeros,
 )
 from mrcnn.structures.image import resize, resize_image
+from mrcnn.structures.image_meta import compose_image_meta, parse_image_meta
 from mrcnn.structures.masks import expand_mask, minimize_mask, resize_mask, unmold_mask
 
 COCO_MODEL_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
@@ -32,7 +33,8 @@ __all__ = [
     "minimize_mask", "expand_mask", "unmold_mask", "generate_anchors",
     "generate_pyramid_anchors", "trim_zeros", "compute_matches", "compute_ap",
     "compute_ap_range", "compute_recall", "norm_boxes", "denorm_boxes", "resize",
-    "batch_slice", "download_trained_weights", "COCO_MODEL_URL",
+    "batch_slice", "download_trained_weights", "COCO_MODEL_URL", "compose_image_meta",
+    "parse_image_meta", "parse_image_meta_graph",
 ]
 
 
@@ -41,6 +43,14 @@ def batch_slice(inputs, graph_fn, batch_size, names=None):
     from mrcnn.modeling.graph_ops import batch_slice as _batch_slice
 
     return _batch_slice(inputs, graph_fn, batch_size, names=names)
+
+
+def parse_image_meta_graph(meta):
+    """matterport's parse_image_meta_graph (TensorFlow); see
+    mrcnn.modeling.graph_ops.parse_image_meta_graph."""
+    from mrcnn.modeling.graph_ops import parse_image_meta_graph as _parse_image_meta_graph
+
+    return _parse_image_meta_graph(meta)
 
 
 def download_trained_weights(coco_model_path, verbose=1):

@@ -1,4 +1,4 @@
-"""matterport's compatibility surface (DESIGN.md): every name old code imports still exists."""
+"""matterport's compatibility surface: every name old code imports still exists."""
 
 import inspect
 

@@ -208,11 +208,29 @@ def test_batches_reproducible_and_reshuffled():
 
 
 def test_items_get_different_augmentations():
-    ds = toy([[(20, 20, 40, 40, 1)]])  # one image, repeated by wrap-around
-    gen = DataGenerator(ds, make_config(), seed=0, steps=3,
-                        augmentation=iaa.Affine(translate_px=(-10, 10)))
-    boxes = [tuple(gen[i][0][5][k, 0]) for i in range(3) for k in range(2)]
-    assert len(set(boxes)) > 1
+    # One image (box rows 20..39, columns 5..24 of 64), repeated by wrap-around, flipped
+    # left-right with probability 0.5 per item: a flip maps columns x1..x2 to 64 - x2..64 - x1.
+    ds = toy([[(20, 5, 40, 25, 1)]])
+    gen = DataGenerator(ds, make_config(USE_MINI_MASK=False), seed=0, steps=4,
+                        augmentation=iaa.Fliplr(0.5))
+    seen = []
+    for i in range(4):
+        images, meta, _, _, _, boxes, masks = gen[i][0]
+        for k in range(2):
+            box = tuple(boxes[k, 0])
+            assert box in {(20, 5, 40, 25), (20, 39, 40, 59)}, box
+            seen.append(box)
+            # The image, its mask and its box moved together.
+            drawn = images[k, ..., 0] + make_config().MEAN_PIXEL[0] > 100
+            expected = np.zeros((64, 64), bool)
+            expected[box[0]:box[2], box[1]:box[3]] = True
+            np.testing.assert_array_equal(drawn, expected)
+            np.testing.assert_array_equal(masks[k, :, :, 0], expected)
+            # Item (i, k) draws from the stream [seed, epoch, i, k] (the class's contract).
+            _, _, _, alone, _ = load_image_gt(ds, make_config(), 0, augmentation=iaa.Fliplr(0.5),
+                                              rng=np.random.default_rng([0, 0, i, k]))
+            np.testing.assert_array_equal(alone[0], box)
+    assert set(seen) == {(20, 5, 40, 25), (20, 39, 40, 59)}  # both outcomes occur
 
 
 def test_seed_from_config():

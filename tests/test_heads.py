@@ -21,6 +21,7 @@ from mrcnn.modeling.heads import (  # noqa: E402
 )
 from mrcnn.modeling.layers.batch_norm import BatchNorm  # noqa: E402
 from mrcnn.modeling.layers.time_distributed import TimeDistributed  # noqa: E402
+from mrcnn.structures.image_meta import compose_image_meta, meta_size  # noqa: E402
 
 FIXTURES = Path(SHARED_FIXTURES)
 if not FIXTURES.is_dir():  # a checkout may carry the fixtures beside the tests
@@ -92,17 +93,14 @@ def test_rpn_model_rejects_bad_arguments(kwargs, match):
 # ----------------------------------------------------------------------------------------
 
 NUM_CLASSES = 4
-META_SIZE = 12 + NUM_CLASSES
+META_SIZE = meta_size(NUM_CLASSES)
 CHANNELS = 8
 
 
 def _meta(batch, side=64):
-    meta = np.zeros((batch, META_SIZE), "float32")
-    meta[:, 1:4] = meta[:, 4:7] = (side, side, 3)  # original and molded image shapes
-    meta[:, 7:11] = (0, 0, side, side)  # window
-    meta[:, 11] = 1.0  # scale
-    meta[:, 12:] = 1.0  # active class ids
-    return meta
+    shape = (side, side, 3)
+    meta = compose_image_meta(0, shape, shape, (0, 0, side, side), 1.0, np.ones(NUM_CLASSES))
+    return np.tile(meta.astype("float32"), (batch, 1))
 
 
 def _tiny_heads(train_bn=False, mask_pool=7):

@@ -13,12 +13,12 @@ from mrcnn.modeling.layers.misc import (
     IdentityLayer,
     ImageMetaField,
     NormBoxes,
-    SqueezeSpatial,
+    TakeFirst,
 )
 from mrcnn.modeling.layers.proposal import ProposalLayer
 from mrcnn.modeling.layers.roi_align import PyramidROIAlign, roi_level_graph
 from mrcnn.structures import boxes as np_boxes
-from mrcnn.structures.image import compose_image_meta
+from mrcnn.structures.image_meta import compose_image_meta
 
 STD = [0.1, 0.1, 0.2, 0.2]
 
@@ -93,10 +93,21 @@ def test_image_meta_field_and_small_layers():
     x = np.arange(12, dtype=np.float32).reshape(1, 2, 6)
     np.testing.assert_array_equal(IdentityLayer(name="output_rois")(x).numpy(), x)
     np.testing.assert_array_equal(DetectionBoxes()(x).numpy(), x[..., :4])
-    y = np.arange(6, dtype=np.float32).reshape(1, 2, 1, 1, 3)
-    np.testing.assert_array_equal(SqueezeSpatial()(y).numpy(), y.reshape(1, 2, 3))
-    pred = run_in_model(SqueezeSpatial(), [((None, 1, 1, 3), "float32")], [y])
-    assert pred.shape == (1, 2, 3)
+    first = round_trip(TakeFirst(1))
+    np.testing.assert_array_equal(first(x).numpy(), x[:, :1])
+    assert first.compute_output_shape((None, None, 6)) == (None, 1, 6)
+    with pytest.raises(ValueError, match="count=0"):
+        TakeFirst(0)
+
+
+def test_image_meta_field_shapes_follow_the_layout():
+    for field, width in (("image_id", None), ("original_image_shape", 3), ("image_shape", 3),
+                         ("window", 4), ("scale", None), ("active_class_ids", 5)):
+        layer = ImageMetaField(field)
+        expected = (None,) if width is None else (None, width)
+        assert layer.compute_output_shape((None, 12 + 5)) == expected, field
+        assert tuple(layer(meta_batch(2, num_classes=5)).shape) == (2,) + expected[1:], field
+    assert ImageMetaField("active_class_ids").compute_output_shape((None, None)) == (None, None)
 
 
 # ----------------------------------------------------------------------------- ProposalLayer

@@ -43,15 +43,32 @@ def test_resize_mask_matches_scipy_zoom_nearest():
 
 
 def test_resize_mask_follows_resize_image():
-    image = np.ones((30, 40, 3), np.uint8)
+    # A 30 x 40 image whose bright pixels are the object (rows 10..19, columns 5..24): after
+    # each mode the mask must cover the object's pixels of the resized image, golden below.
     mask = np.zeros((30, 40, 1), bool)
     mask[10:20, 5:25] = True
-    for mode, kwargs in (("square", dict(min_dim=64, max_dim=128)),
-                         ("pad64", dict(min_dim=64)), ("crop", dict(min_dim=64))):
+    image = np.where(mask, 200, 0).astype(np.uint8).repeat(3, axis=2)
+    cases = {
+        # scale 60 / 30 = 2 -> 60 x 80, padded to 128 x 128 by (34, 34) rows, (24, 24) columns:
+        # the object's rows 20..39 and columns 10..49 move to 54..73 and 34..73.
+        "square": (dict(min_dim=60, max_dim=128), (128, 128), (slice(54, 74), slice(34, 74))),
+        # scale 1, padded to 64 x 64 by (17, 17) rows and (12, 12) columns.
+        "pad64": (dict(min_dim=None), (64, 64), (slice(27, 37), slice(17, 37))),
+        # scale 2 -> 60 x 80, then a 60 x 60 crop at (y, x) = (0, 9) (rng seed 1): object
+        # rows 20..39 stay, columns 10..49 -> 1..40.
+        "crop": (dict(min_dim=60), (60, 60), (slice(20, 40), slice(1, 41))),
+    }
+    for mode, (kwargs, shape, (rows, cols)) in cases.items():
         out, window, scale, padding, crop = resize_image(
             image, mode=mode, rng=np.random.default_rng(1), **kwargs)
         resized = M.resize_mask(mask, scale, padding, crop)
-        assert resized.shape[:2] == out.shape[:2], mode
+        expected = np.zeros(shape + (1,), bool)
+        expected[rows, cols] = True
+        assert resized.dtype == bool, mode
+        np.testing.assert_array_equal(resized, expected, err_msg=mode)
+        # The mask and the bright pixels of the resized image coincide.
+        np.testing.assert_array_equal(resized[..., 0], out[..., 0] > 100, err_msg=mode)
+    assert crop == (0, 9, 60, 60)
 
 
 def test_resize_mask_bad_inputs():

@@ -41,12 +41,6 @@ class LayerEntry:
     keys: list[tuple[str, ...]] = field(default_factory=list)
 
 
-def is_wrapper(layer: Any) -> bool:
-    """True for a wrapper layer (it holds an inner `.layer` whose weights it owns)."""
-    return isinstance(getattr(layer, "layer", None), keras.layers.Layer) and not isinstance(
-        layer, keras.Model)
-
-
 def _owner_names(layer: Any, owner: str | None, out: dict[int, str]) -> None:
     """Fill `out` with id(variable) -> the name of the layer that stores it in a Keras-2 file."""
     if isinstance(layer, keras.Model):

@@ -13,7 +13,6 @@ other's augmentations, and a run with the same seed gives the same batches.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -25,9 +24,9 @@ from mrcnn.data.augment import check_augmenter
 from mrcnn.data.ground_truth import describe_image, load_image_gt
 from mrcnn.data.targets import build_detection_targets, build_rpn_targets, generate_random_rois
 from mrcnn.structures.anchors import anchors_for_config
+from mrcnn.structures.checks import check_int
 from mrcnn.structures.image import mold_image
-
-logger = logging.getLogger(__name__)
+from mrcnn.structures.image_meta import SLICES as META_SLICES
 
 # Extra entropy word of the permutation streams, so they never coincide with an item stream
 # [seed, epoch, idx, k] (k < batch size).
@@ -102,10 +101,10 @@ class DataGenerator(keras.utils.PyDataset):
             raise ValueError(f"The dataset has {dataset.num_classes} classes (with BG) but "
                              f"config NUM_CLASSES={config.NUM_CLASSES}")
         batch_size = config.BATCH_SIZE if batch_size is None else batch_size
-        for name, value, low in (("batch_size", batch_size, 1), ("random_rois", random_rois, 0),
-                                 ("steps", 1 if steps is None else steps, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("random_rois", random_rois, minimum=0)
+        if steps is not None:
+            check_int("steps", steps, minimum=1)
         if detection_targets and not random_rois:
             raise ValueError("detection_targets=True needs random_rois > 0 (the ROIs the "
                              "targets are built for)")
@@ -201,7 +200,7 @@ class DataGenerator(keras.utils.PyDataset):
         if not self.config.USE_MINI_MASK:
             masks = np.pad(masks, pad)
         meta = meta.copy()
-        meta[4:6] = (target_h, target_w)
+        meta[META_SLICES["image_shape"]] = self.image_shape
         return image, meta, masks
 
     def __getitem__(self, idx: int) -> tuple[tuple[np.ndarray, ...]]:

@@ -14,7 +14,8 @@ import numpy as np
 
 from mrcnn.data.augment import augment as apply_augmentation
 from mrcnn.structures.boxes import extract_bboxes
-from mrcnn.structures.image import compose_image_meta, resize_image
+from mrcnn.structures.image import resize_image
+from mrcnn.structures.image_meta import compose_image_meta
 from mrcnn.structures.masks import minimize_mask, resize_mask
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def load_image_gt(dataset: Any, config: Any, image_id: int, augment: bool = Fals
 
     Returns:
         image: [height, width, IMAGE_CHANNEL_COUNT] resized image, dtype of `load_image`.
-        image_meta: [IMAGE_META_SIZE] float64 (see `mrcnn.structures.image.compose_image_meta`).
+        image_meta: [IMAGE_META_SIZE] float64 (see `mrcnn.structures.image_meta`).
         class_ids: [N] int32 class ids (negative: crowd).
         bbox: [N, (y1, x1, y2, x2)] int32 pixel boxes of the masks.
         mask: [height, width, N] bool masks, or [mini_h, mini_w, N] with `use_mini_mask`.

@@ -7,42 +7,32 @@ seed, or None for fresh entropy) so that sampling can be reproduced.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-from mrcnn.structures.boxes import box_refinement, compute_overlaps
+from mrcnn.structures.boxes import box_refinement, compute_overlaps, trim_zeros
+from mrcnn.structures.checks import check_boxes, check_int
 from mrcnn.structures.image import resize
 from mrcnn.structures.masks import expand_mask
 
-logger = logging.getLogger(__name__)
-
+# The IoU thresholds of target assignment, for both twins (these numpy functions and the TF
+# `mrcnn.modeling.graph_ops.detection_targets_graph`).
 # Anchor/GT IoU thresholds of the RPN (Faster R-CNN paper, kept by matterport).
 RPN_POSITIVE_IOU = 0.7
 RPN_NEGATIVE_IOU = 0.3
-# An anchor touching a crowd box at least this much is never a negative (matterport).
+# An anchor or ROI touching a crowd box at least this much is never a negative (matterport).
 CROWD_IOU = 0.001
 # Share of random ROIs drawn around GT boxes; the rest cover the whole image (matterport).
 ROIS_AROUND_GT_SHARE = 0.9
-# Detection-head ROIs above this IoU with a GT box are foreground, below it background.
+# Detection-head ROIs with IoU >= this with a GT box are positive, below it negative
+# (matterport's DetectionTargetLayer; the Fast R-CNN paper's foreground threshold).
 DETECTION_FG_IOU = 0.5
 
 RngLike = np.random.Generator | int | None
 
 
-def _check_boxes(name: str, boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name} must have shape [N, (y1, x1, y2, x2)], got {boxes.shape}")
-    return boxes
-
-
 def _check_gt(gt_class_ids: np.ndarray, gt_boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     gt_class_ids = np.asarray(gt_class_ids).reshape(-1)
-    gt_boxes = np.asarray(gt_boxes)
-    if gt_boxes.size == 0:
-        gt_boxes = gt_boxes.reshape(0, 4)
-    gt_boxes = _check_boxes("gt_boxes", gt_boxes)
+    gt_boxes = check_boxes("gt_boxes", gt_boxes, empty_ok=True)
     if gt_class_ids.shape[0] != gt_boxes.shape[0]:
         raise ValueError(
             f"gt_class_ids and gt_boxes must have the same length, got "
@@ -116,7 +106,7 @@ def build_rpn_targets(image_shape: tuple[int, ...] | np.ndarray, anchors: np.nda
             lengths.
     """
     rng = np.random.default_rng(rng)
-    anchors = _check_boxes("anchors", anchors)
+    anchors = check_boxes("anchors", anchors)
     gt_class_ids, gt_boxes = _check_gt(gt_class_ids, gt_boxes)
     budget = int(config.RPN_TRAIN_ANCHORS_PER_IMAGE)
     num_anchors = anchors.shape[0]
@@ -221,8 +211,7 @@ def generate_random_rois(image_shape: tuple[int, ...] | np.ndarray, count: int,
     """
     rng = np.random.default_rng(rng)
     _, gt_boxes = _check_gt(gt_class_ids, gt_boxes)
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ValueError(f"count must be a non-negative integer, got {count!r}")
+    count = check_int("count", count, minimum=0)
     height, width = int(image_shape[0]), int(image_shape[1])
     if height < 2 or width < 2:
         raise ValueError(f"image_shape {tuple(image_shape)} is too small to hold an ROI")
@@ -248,22 +237,51 @@ def generate_random_rois(image_shape: tuple[int, ...] | np.ndarray, count: int,
     return np.stack([ys[:, 0], xs[:, 0], ys[:, 1], xs[:, 1]], axis=1).astype(np.int32)
 
 
+def _sample_counts(num_positive: int, num_rois: int, positive_ratio: float) -> tuple[int, int]:
+    """How many positive and negative ROIs the detection targets take (the graph's rule).
+
+    At most int(num_rois * positive_ratio) positives; then negatives to make positives
+    `positive_ratio` of the sample, int(positives / positive_ratio) - positives, within the
+    remaining room. The product is taken in float32, as `detection_targets_graph` does, so both
+    twins truncate to the same count. No positive means no negative either (matterport).
+
+    Returns:
+        (positive count, negative count) upper bounds; fewer are taken when fewer exist.
+    """
+    positives = min(num_positive, int(num_rois * positive_ratio))
+    ratio = np.float32(1.0 / positive_ratio)
+    negatives = int(ratio * np.float32(positives)) - positives
+    return positives, min(negatives, num_rois - positives)
+
+
 def build_detection_targets(rpn_rois: np.ndarray, gt_class_ids: np.ndarray,
                             gt_boxes: np.ndarray, gt_masks: np.ndarray, config,
                             rng: RngLike = None
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sample ROIs and build the classifier, box and mask targets of the heads (numpy).
 
-    matterport's numpy twin of DetectionTargetLayer, used for debugging and for training with
-    USE_RPN_ROIS=False. Crowd boxes (class id < 0) and class-0 entries are dropped. ROIs with
-    IoU > 0.5 to their best GT box are foreground, < 0.5 background; up to
-    int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO) foreground ROIs are kept, background ROIs
-    fill the rest, and if there are still too few, kept background ROIs (or, without any, the
-    kept ROIs) are repeated at random. An image without instances gets background targets only.
+    The numpy twin of `mrcnn.modeling.graph_ops.detection_targets_graph` (the training graph's
+    DetectionTargetLayer), used for debugging and by `DataGenerator(detection_targets=True)`.
+    It samples the way the graph does:
+
+    - all-zero ROIs are padding and are ignored;
+    - an ROI is positive when its IoU with a GT box of class id > 0 is >= DETECTION_FG_IOU
+      (0.5), negative when it is below that and its IoU with every crowd box (class id < 0)
+      is < CROWD_IOU (0.001); an ROI on a crowd box is neither;
+    - up to int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO) positives are drawn at random, then
+      int(positives / ROI_POSITIVE_RATIO) - positives negatives (within the budget), so an
+      image without a positive ROI gets no ROI at all;
+    - positives come first, then negatives, then zero rows up to TRAIN_ROIS_PER_IMAGE.
+
+    What differs from the graph, on purpose: coordinates are pixels (the graph's are
+    normalized); box and mask targets have matterport's per-class layout; a mask target is
+    the ROI's crop of the full-size GT mask resized bilinearly, with soft values in [0, 1],
+    where the graph rounds a `crop_and_resize` sample to 0/1 (the two agree after rounding
+    except on the object's edge pixels, as the sampling grids differ by up to half a pixel).
 
     Args:
-        rpn_rois: [N, (y1, x1, y2, x2)] proposals in pixel coordinates.
-        gt_class_ids: [num_gt] int class ids.
+        rpn_rois: [N, (y1, x1, y2, x2)] proposals in pixel coordinates, maybe zero padded.
+        gt_class_ids: [num_gt] int class ids; negative ids mark crowd boxes.
         gt_boxes: [num_gt, (y1, x1, y2, x2)] in pixel coordinates.
         gt_masks: [height, width, num_gt] bool masks, full-image size or, with
             config.USE_MINI_MASK, [MINI_MASK_SHAPE[0], MINI_MASK_SHAPE[1], num_gt] mini-masks
@@ -273,21 +291,21 @@ def build_detection_targets(rpn_rois: np.ndarray, gt_class_ids: np.ndarray,
         rng: numpy Generator (or seed) for the sampling; None draws fresh entropy.
 
     Returns:
-        rois: [TRAIN_ROIS_PER_IMAGE, (y1, x1, y2, x2)] the kept ROIs, pixel coordinates,
-            foreground first.
-        roi_gt_class_ids: [TRAIN_ROIS_PER_IMAGE] int32, 0 for background ROIs.
+        rois: [TRAIN_ROIS_PER_IMAGE, (y1, x1, y2, x2)] the sampled ROIs, pixel coordinates,
+            dtype of `rpn_rois`; positives first (in ROI order), then negatives, then zeros.
+        roi_gt_class_ids: [TRAIN_ROIS_PER_IMAGE] int32, 0 for negative and padding rows.
         bboxes: [TRAIN_ROIS_PER_IMAGE, NUM_CLASSES, (dy, dx, log(dh), log(dw))] float32,
-            divided by BBOX_STD_DEV, non-zero only at the GT class of foreground ROIs.
+            divided by BBOX_STD_DEV, non-zero only at the GT class of positive ROIs.
         masks: [TRAIN_ROIS_PER_IMAGE, MASK_SHAPE[0], MASK_SHAPE[1], NUM_CLASSES] float32 in
-            [0, 1], the GT mask cropped to the ROI and resized, at the GT class of foreground
+            [0, 1], the GT mask cropped to the ROI and resized, at the GT class of positive
             ROIs.
 
     Raises:
-        ValueError: malformed shapes, mismatched gt lengths, a class id >= NUM_CLASSES, no
-            ROIs, or no ROI that is clearly foreground or background.
+        ValueError: malformed shapes, mismatched gt lengths, a class id >= NUM_CLASSES, or no
+            ROIs.
     """
     rng = np.random.default_rng(rng)
-    rpn_rois = _check_boxes("rpn_rois", rpn_rois)
+    rpn_rois = check_boxes("rpn_rois", rpn_rois)
     gt_class_ids, gt_boxes = _check_gt(gt_class_ids, gt_boxes)
     gt_masks = np.asarray(gt_masks)
     if gt_masks.ndim != 3 or gt_masks.shape[2] != gt_boxes.shape[0]:
@@ -301,60 +319,50 @@ def build_detection_targets(rpn_rois: np.ndarray, gt_class_ids: np.ndarray,
         raise ValueError(f"gt_class_ids contains class id {int(gt_class_ids.max())}, but "
                          f"config.NUM_CLASSES={num_classes} allows ids up to {num_classes - 1}")
 
+    candidates = trim_zeros(rpn_rois)
+    crowd_boxes = gt_boxes[gt_class_ids < 0]
     instances = np.flatnonzero(gt_class_ids > 0)
     gt_class_ids = gt_class_ids[instances].astype(np.int32)
     gt_boxes = gt_boxes[instances]
     gt_masks = gt_masks[:, :, instances]
 
+    roi_gt = np.zeros(candidates.shape[0], dtype=np.int64)
+    roi_iou = np.zeros(candidates.shape[0])
     if gt_boxes.shape[0]:
-        overlaps = compute_overlaps(rpn_rois, gt_boxes)  # [N, num_gt]
+        overlaps = compute_overlaps(candidates, gt_boxes)  # [N, num_gt]
         roi_gt = np.argmax(overlaps, axis=1)
         roi_iou = np.take_along_axis(overlaps, roi_gt[:, None], axis=1)[:, 0]
-    else:
-        roi_gt = np.zeros(rpn_rois.shape[0], dtype=np.int64)
-        roi_iou = np.zeros(rpn_rois.shape[0])
-    fg_ids = np.flatnonzero(roi_iou > DETECTION_FG_IOU)
-    bg_ids = np.flatnonzero(roi_iou < DETECTION_FG_IOU)
+    no_crowd = np.ones(candidates.shape[0], dtype=bool)
+    if crowd_boxes.shape[0]:
+        no_crowd = compute_overlaps(candidates, crowd_boxes).max(axis=1) < CROWD_IOU
+    fg_ids = np.flatnonzero(roi_iou >= DETECTION_FG_IOU)
+    bg_ids = np.flatnonzero((roi_iou < DETECTION_FG_IOU) & no_crowd)
 
-    fg_count = int(num_rois * config.ROI_POSITIVE_RATIO)
+    fg_count, bg_count = _sample_counts(fg_ids.shape[0], num_rois, config.ROI_POSITIVE_RATIO)
     if fg_ids.shape[0] > fg_count:
-        fg_ids = rng.choice(fg_ids, fg_count, replace=False)
-    bg_room = num_rois - fg_ids.shape[0]
-    if bg_ids.shape[0] > bg_room:
-        bg_ids = rng.choice(bg_ids, bg_room, replace=False)
+        fg_ids = np.sort(rng.choice(fg_ids, fg_count, replace=False))
+    if bg_ids.shape[0] > bg_count:
+        bg_ids = np.sort(rng.choice(bg_ids, bg_count, replace=False))
     keep = np.concatenate([fg_ids, bg_ids]).astype(np.int64)
-    if keep.shape[0] == 0:
-        raise ValueError("No ROI is foreground (IoU > 0.5) or background (IoU < 0.5): "
-                         f"all {rpn_rois.shape[0]} ROIs have IoU exactly 0.5")
-    is_fg = np.concatenate([np.ones(fg_ids.shape[0], bool), np.zeros(bg_ids.shape[0], bool)])
-    missing = num_rois - keep.shape[0]
-    if missing > 0:
-        # Too few ROIs: repeat background ones (matterport), or any kept ones if none.
-        pool = np.flatnonzero(~is_fg) if bg_ids.shape[0] else np.arange(keep.shape[0])
-        extra = rng.choice(pool, missing, replace=True)
-        keep = np.concatenate([keep, keep[extra]])
-        is_fg = np.concatenate([is_fg, is_fg[extra]])
+    pos = np.arange(fg_ids.shape[0])
 
-    rois = rpn_rois[keep]
-    roi_gt = roi_gt[keep]
+    rois = np.zeros((num_rois, 4), dtype=rpn_rois.dtype)
+    rois[:keep.shape[0]] = candidates[keep]
+    roi_gt = roi_gt[fg_ids]
     roi_gt_class_ids = np.zeros(num_rois, dtype=np.int32)
-    pos = np.flatnonzero(is_fg)
-    if pos.shape[0]:
-        roi_gt_class_ids[pos] = gt_class_ids[roi_gt[pos]]
-
     bboxes = np.zeros((num_rois, num_classes, 4), dtype=np.float32)
     masks = np.zeros((num_rois, config.MASK_SHAPE[0], config.MASK_SHAPE[1], num_classes),
                      dtype=np.float32)
     if not pos.shape[0]:
         return rois, roi_gt_class_ids, bboxes, masks
+    roi_gt_class_ids[pos] = gt_class_ids[roi_gt]
 
-    deltas = box_refinement(rois[pos].astype(np.float32),
-                            gt_boxes[roi_gt[pos]].astype(np.float32))
+    deltas = box_refinement(rois[pos].astype(np.float32), gt_boxes[roi_gt].astype(np.float32))
     bboxes[pos, roi_gt_class_ids[pos]] = (np.asarray(deltas, dtype=np.float32)
                                           / np.asarray(config.BBOX_STD_DEV, dtype=np.float32))
 
-    # Full-image masks of the GT boxes that foreground ROIs use (expanded once each).
-    used = np.unique(roi_gt[pos])
+    # Full-image masks of the GT boxes that positive ROIs use (expanded once each).
+    used = np.unique(roi_gt)
     if config.USE_MINI_MASK:
         image_hw = tuple(int(d) for d in np.asarray(config.IMAGE_SHAPE)[:2])
         full = expand_mask(gt_boxes[used], gt_masks[:, :, used], image_hw)

@@ -17,7 +17,8 @@ import numpy as np
 
 from mrcnn.structures.anchors import anchors_for_config
 from mrcnn.structures.boxes import denorm_boxes, norm_boxes
-from mrcnn.structures.image import compose_image_meta, mold_image, parse_image_meta, resize_image
+from mrcnn.structures.image import mold_image, resize_image
+from mrcnn.structures.image_meta import compose_image_meta, parse_image_meta
 from mrcnn.structures.masks import unmold_mask
 
 logger = logging.getLogger(__name__)

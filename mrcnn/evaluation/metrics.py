@@ -17,18 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from mrcnn.structures.boxes import compute_overlaps, compute_overlaps_masks, trim_zeros
+from mrcnn.structures.checks import check_boxes
 
 logger = logging.getLogger(__name__)
-
-
-def _as_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
-    """`boxes` as [N, 4]; an empty input of any shape gives [0, 4]."""
-    boxes = np.asarray(boxes)
-    if boxes.size == 0:
-        return boxes.reshape(0, 4)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name} must have shape [N, (y1, x1, y2, x2)], got {boxes.shape}")
-    return boxes
 
 
 def compute_matches(gt_boxes: np.ndarray, gt_class_ids: np.ndarray, gt_masks: np.ndarray,
@@ -64,8 +55,8 @@ def compute_matches(gt_boxes: np.ndarray, gt_class_ids: np.ndarray, gt_masks: np
     Raises:
         ValueError: if the per-instance arrays do not have matching lengths.
     """
-    gt_boxes = trim_zeros(_as_boxes(gt_boxes, "gt_boxes"))
-    pred_boxes = trim_zeros(_as_boxes(pred_boxes, "pred_boxes"))
+    gt_boxes = trim_zeros(check_boxes("gt_boxes", gt_boxes, empty_ok=True))
+    pred_boxes = trim_zeros(check_boxes("pred_boxes", pred_boxes, empty_ok=True))
     n_gt, n_pred = len(gt_boxes), len(pred_boxes)
     gt_class_ids = np.asarray(gt_class_ids).reshape(-1)
     pred_class_ids = np.asarray(pred_class_ids).reshape(-1)
@@ -196,8 +187,8 @@ def compute_recall(pred_boxes: np.ndarray, gt_boxes: np.ndarray,
             with IoU >= `iou` (0.0 when there is no ground truth or no prediction).
         positive_ids: int indices of the predictions with IoU >= `iou` to some ground truth.
     """
-    pred_boxes = _as_boxes(pred_boxes, "pred_boxes")
-    gt_boxes = _as_boxes(gt_boxes, "gt_boxes")
+    pred_boxes = check_boxes("pred_boxes", pred_boxes, empty_ok=True)
+    gt_boxes = check_boxes("gt_boxes", gt_boxes, empty_ok=True)
     if len(pred_boxes) == 0 or len(gt_boxes) == 0:
         return 0.0, np.zeros(0, dtype=np.int64)
     overlaps = compute_overlaps(pred_boxes, gt_boxes)

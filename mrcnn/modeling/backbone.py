@@ -8,25 +8,17 @@ presets (`3+`, `4+`, `5+`) select layers by these names.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import keras
 from keras import layers as KL
 
 from mrcnn.modeling.layers.batch_norm import BatchNorm
-
-logger = logging.getLogger(__name__)
+from mrcnn.structures.checks import check_positive_ints
 
 # Identity blocks in stage 4 after its conv block: ResNet-50 has 6 blocks in stage 4
 # (a..f), ResNet-101 has 23 (a..w).
 STAGE4_IDENTITY_BLOCKS = {"resnet50": 5, "resnet101": 22}
-
-
-def _check_filters(filters: Sequence[int]) -> tuple[int, int, int]:
-    if len(filters) != 3 or any(not isinstance(f, int) or f < 1 for f in filters):
-        raise ValueError(f"filters must be three positive ints, got {filters!r}")
-    return filters[0], filters[1], filters[2]
 
 
 def _names(stage: int, block: str) -> tuple[str, str]:
@@ -62,7 +54,7 @@ def identity_block(
     Raises:
         ValueError: On malformed `filters` or `block`.
     """
-    f1, f2, f3 = _check_filters(filters)
+    f1, f2, f3 = check_positive_ints("filters", filters, 3)
     conv_name, bn_name = _names(stage, block)
 
     x = KL.Conv2D(f1, (1, 1), name=conv_name + "2a", use_bias=use_bias)(input_tensor)
@@ -108,7 +100,7 @@ def conv_block(
     Raises:
         ValueError: On malformed `filters` or `block`.
     """
-    f1, f2, f3 = _check_filters(filters)
+    f1, f2, f3 = check_positive_ints("filters", filters, 3)
     conv_name, bn_name = _names(stage, block)
 
     x = KL.Conv2D(f1, (1, 1), strides=strides, name=conv_name + "2a",

@@ -8,12 +8,10 @@ subsampling of P5 (`fpn_p6`) used only by the RPN.
 
 from __future__ import annotations
 
-import logging
-
 import keras
 from keras import layers as KL
 
-logger = logging.getLogger(__name__)
+from mrcnn.structures.checks import check_positive_int
 
 
 def build_fpn(
@@ -40,12 +38,7 @@ def build_fpn(
     Raises:
         ValueError: If `top_down_pyramid_size` is not a positive int.
     """
-    if (isinstance(top_down_pyramid_size, bool) or not isinstance(top_down_pyramid_size, int)
-            or top_down_pyramid_size < 1):
-        raise ValueError(
-            f"top_down_pyramid_size must be a positive int, got {top_down_pyramid_size!r}"
-        )
-    depth = top_down_pyramid_size
+    depth = check_positive_int("top_down_pyramid_size", top_down_pyramid_size)
 
     p5 = KL.Conv2D(depth, (1, 1), name="fpn_c5p5")(c5)
     p4 = KL.Add(name="fpn_p4add")([

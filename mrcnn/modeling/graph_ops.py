@@ -10,24 +10,17 @@ two are tested for parity.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import tensorflow as tf
 
-logger = logging.getLogger(__name__)
-
-# Column layout of the image meta vector (see mrcnn.structures.image.compose_image_meta).
-META_IMAGE_ID = slice(0, 1)
-META_ORIGINAL_IMAGE_SHAPE = slice(1, 4)
-META_IMAGE_SHAPE = slice(4, 7)
-META_WINDOW = slice(7, 11)
-META_SCALE = slice(11, 12)
-META_ACTIVE_CLASS_IDS = slice(12, None)
+from mrcnn.data.targets import CROWD_IOU, DETECTION_FG_IOU
+from mrcnn.structures import image_meta
 
 
-def _f32(x: Any) -> tf.Tensor:
+def f32(x: Any) -> tf.Tensor:
+    """`x` cast to a float32 tensor (the dtype of all geometry and losses)."""
     return tf.cast(x, tf.float32)
 
 
@@ -41,8 +34,8 @@ def apply_box_deltas_graph(boxes: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
     Returns:
         [..., (y1, x1, y2, x2)] float32 refined boxes.
     """
-    y1, x1, y2, x2 = tf.unstack(_f32(boxes), axis=-1)
-    dy, dx, dh, dw = tf.unstack(_f32(deltas), axis=-1)
+    y1, x1, y2, x2 = tf.unstack(f32(boxes), axis=-1)
+    dy, dx, dh, dw = tf.unstack(f32(deltas), axis=-1)
     height = y2 - y1
     width = x2 - x1
     center_y = y1 + 0.5 * height + dy * height
@@ -65,8 +58,8 @@ def clip_boxes_graph(boxes: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
     Returns:
         [..., (y1, x1, y2, x2)] float32 clipped boxes.
     """
-    wy1, wx1, wy2, wx2 = tf.unstack(_f32(window), axis=-1)
-    y1, x1, y2, x2 = tf.unstack(_f32(boxes), axis=-1)
+    wy1, wx1, wy2, wx2 = tf.unstack(f32(window), axis=-1)
+    y1, x1, y2, x2 = tf.unstack(f32(boxes), axis=-1)
     y1 = tf.maximum(tf.minimum(y1, wy2), wy1)
     x1 = tf.maximum(tf.minimum(x1, wx2), wx1)
     y2 = tf.maximum(tf.minimum(y2, wy2), wy1)
@@ -84,8 +77,8 @@ def overlaps_graph(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
     Returns:
         [N1, N2] float32 IoU. A pair whose union is empty gets 0 (not NaN).
     """
-    b1 = _f32(boxes1)[:, tf.newaxis, :]
-    b2 = _f32(boxes2)[tf.newaxis, :, :]
+    b1 = f32(boxes1)[:, tf.newaxis, :]
+    b2 = f32(boxes2)[tf.newaxis, :, :]
     y1 = tf.maximum(b1[..., 0], b2[..., 0])
     x1 = tf.maximum(b1[..., 1], b2[..., 1])
     y2 = tf.minimum(b1[..., 2], b2[..., 2])
@@ -107,8 +100,8 @@ def box_refinement_graph(box: tf.Tensor, gt_box: tf.Tensor) -> tf.Tensor:
     Returns:
         [..., (dy, dx, log(dh), log(dw))] float32 deltas.
     """
-    y1, x1, y2, x2 = tf.unstack(_f32(box), axis=-1)
-    gy1, gx1, gy2, gx2 = tf.unstack(_f32(gt_box), axis=-1)
+    y1, x1, y2, x2 = tf.unstack(f32(box), axis=-1)
+    gy1, gx1, gy2, gx2 = tf.unstack(f32(gt_box), axis=-1)
     height = y2 - y1
     width = x2 - x1
     gt_height = gy2 - gy1
@@ -121,7 +114,7 @@ def box_refinement_graph(box: tf.Tensor, gt_box: tf.Tensor) -> tf.Tensor:
 
 
 def _scale_and_shift(shape: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    h, w = tf.unstack(_f32(shape)[..., :2], axis=-1)
+    h, w = tf.unstack(f32(shape)[..., :2], axis=-1)
     scale = tf.stack([h, w, h, w], axis=-1) - 1.0
     shift = tf.constant([0.0, 0.0, 1.0, 1.0])
     return scale, shift
@@ -142,7 +135,7 @@ def norm_boxes_graph(boxes: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
         [..., (y1, x1, y2, x2)] float32 normalized boxes.
     """
     scale, shift = _scale_and_shift(shape)
-    return tf.math.divide(_f32(boxes) - shift, scale)
+    return tf.math.divide(f32(boxes) - shift, scale)
 
 
 def denorm_boxes_graph(boxes: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
@@ -156,11 +149,12 @@ def denorm_boxes_graph(boxes: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
         [..., (y1, x1, y2, x2)] int32 boxes in pixel coordinates.
     """
     scale, shift = _scale_and_shift(shape)
-    return tf.cast(tf.round(tf.multiply(_f32(boxes), scale) + shift), tf.int32)
+    return tf.cast(tf.round(tf.multiply(f32(boxes), scale) + shift), tf.int32)
 
 
 def parse_image_meta_graph(meta: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Splits a batch of image meta vectors into their components.
+    """Splits a batch of image meta vectors into their components (layout:
+    `mrcnn.structures.image_meta`).
 
     Args:
         meta: [batch, meta length] as written by `compose_image_meta`.
@@ -170,15 +164,13 @@ def parse_image_meta_graph(meta: tf.Tensor) -> dict[str, tf.Tensor]:
         `image_shape` [batch, 3], `window` [batch, (y1, x1, y2, x2)] in pixels of the
         molded image, `scale` [batch], `active_class_ids` [batch, num_classes].
     """
-    meta = _f32(meta)
-    return {
-        "image_id": meta[:, 0],
-        "original_image_shape": meta[:, META_ORIGINAL_IMAGE_SHAPE],
-        "image_shape": meta[:, META_IMAGE_SHAPE],
-        "window": meta[:, META_WINDOW],
-        "scale": meta[:, 11],
-        "active_class_ids": meta[:, META_ACTIVE_CLASS_IDS],
-    }
+    meta = f32(meta)
+    out = {}
+    for name in image_meta.FIELD_NAMES:
+        columns = image_meta.SLICES[name]
+        out[name] = (meta[:, columns.start] if name in image_meta.SCALAR_FIELDS
+                     else meta[:, columns])
+    return out
 
 
 def trim_zeros_graph(boxes: tf.Tensor, name: str = "trim_zeros") -> tuple[tf.Tensor, tf.Tensor]:
@@ -195,28 +187,9 @@ def trim_zeros_graph(boxes: tf.Tensor, name: str = "trim_zeros") -> tuple[tf.Ten
     return tf.boolean_mask(boxes, non_zeros, name=name), non_zeros
 
 
-def batch_pack_graph(x: tf.Tensor, counts: tf.Tensor, num_rows: int | tf.Tensor) -> tf.Tensor:
-    """Takes the first `counts[i]` entries of each row `x[i]` and concatenates them.
-
-    Vectorized: no loop over the rows.
-
-    Args:
-        x: [rows, cols, ...].
-        counts: [rows] integer number of leading entries to keep per row.
-        num_rows: how many rows of `x` to use.
-
-    Returns:
-        [sum(counts[:num_rows]), ...] the packed entries, row by row.
-    """
-    x = x[:num_rows]
-    counts = tf.cast(counts[:num_rows], tf.int32)
-    mask = tf.sequence_mask(counts, maxlen=tf.shape(x)[1])
-    return tf.boolean_mask(x, mask)
-
-
 def log2_graph(x: tf.Tensor) -> tf.Tensor:
     """Base-2 logarithm (float32)."""
-    return tf.math.log(_f32(x)) / tf.math.log(2.0)
+    return tf.math.log(f32(x)) / tf.math.log(2.0)
 
 
 def batch_slice(
@@ -267,8 +240,9 @@ def detection_targets_graph(
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Samples ROIs of one image and builds their classifier, box and mask targets.
 
-    ROIs with IoU >= 0.5 with a non-crowd ground-truth box are positive; those below 0.5
-    that do not touch a crowd box (IoU < 0.001) are negative. At most
+    ROIs with IoU >= DETECTION_FG_IOU (0.5) with a non-crowd ground-truth box are positive;
+    those below it that do not touch a crowd box (IoU < CROWD_IOU, 0.001) are negative. The
+    numpy twin is `mrcnn.data.targets.build_detection_targets` (same thresholds and counts). At most
     `int(train_rois_per_image * roi_positive_ratio)` positives are drawn at random, and
     enough negatives to keep that ratio. Crowd boxes have a negative class id.
 
@@ -291,10 +265,10 @@ def detection_targets_graph(
         masks: [train_rois_per_image, mask height, mask width] float32 of 0/1.
         Positive ROIs come first, then negatives, then zero padding.
     """
-    proposals, _ = trim_zeros_graph(_f32(proposals), name="trim_proposals")
-    gt_boxes, non_zeros = trim_zeros_graph(_f32(gt_boxes), name="trim_gt_boxes")
+    proposals, _ = trim_zeros_graph(f32(proposals), name="trim_proposals")
+    gt_boxes, non_zeros = trim_zeros_graph(f32(gt_boxes), name="trim_gt_boxes")
     gt_class_ids = tf.boolean_mask(tf.cast(gt_class_ids, tf.int32), non_zeros)
-    gt_masks = tf.gather(_f32(gt_masks), tf.where(non_zeros)[:, 0], axis=2)
+    gt_masks = tf.gather(f32(gt_masks), tf.where(non_zeros)[:, 0], axis=2)
 
     crowd_boxes = tf.boolean_mask(gt_boxes, gt_class_ids < 0)
     non_crowd = gt_class_ids > 0
@@ -305,9 +279,9 @@ def detection_targets_graph(
     overlaps = overlaps_graph(proposals, gt_boxes)
     # A max over an empty axis is -inf: no ground truth makes every ROI negative.
     roi_iou_max = tf.reduce_max(overlaps, axis=1)
-    no_crowd = tf.reduce_max(overlaps_graph(proposals, crowd_boxes), axis=1) < 0.001
-    positive_indices = tf.where(roi_iou_max >= 0.5)[:, 0]
-    negative_indices = tf.where(tf.logical_and(roi_iou_max < 0.5, no_crowd))[:, 0]
+    no_crowd = tf.reduce_max(overlaps_graph(proposals, crowd_boxes), axis=1) < CROWD_IOU
+    positive_indices = tf.where(roi_iou_max >= DETECTION_FG_IOU)[:, 0]
+    negative_indices = tf.where(tf.logical_and(roi_iou_max < DETECTION_FG_IOU, no_crowd))[:, 0]
 
     positive_count = int(train_rois_per_image * roi_positive_ratio)
     positive_indices = tf.random.shuffle(positive_indices)[:positive_count]
@@ -322,7 +296,7 @@ def detection_targets_graph(
 
     # Each positive ROI is assigned to the ground-truth box it overlaps most.
     # (A column of -1 keeps the argmax defined when there is no ground truth, hence no
-    # positive row; it never wins for a positive ROI, whose best IoU is >= 0.5.)
+    # positive row; it never wins for a positive ROI, whose best IoU is >= DETECTION_FG_IOU.)
     positive_overlaps = tf.pad(tf.gather(overlaps, positive_indices), [(0, 0), (0, 1)],
                                constant_values=-1.0)
     assignment = tf.argmax(positive_overlaps, axis=1, output_type=tf.int32)
@@ -387,10 +361,10 @@ def refine_detections_graph(
         [detection_max_instances, (y1, x1, y2, x2, class_id, score)] float32, normalized
         coordinates, sorted by score, zero padded.
     """
-    probs = _f32(probs)
+    probs = f32(probs)
     class_ids = tf.argmax(probs, axis=1, output_type=tf.int32)
     class_scores = tf.gather(probs, class_ids, axis=1, batch_dims=1)
-    deltas_specific = tf.gather(_f32(deltas), class_ids, axis=1, batch_dims=1)
+    deltas_specific = tf.gather(f32(deltas), class_ids, axis=1, batch_dims=1)
     refined_rois = apply_box_deltas_graph(
         rois, deltas_specific * tf.constant(bbox_std_dev, tf.float32))
     refined_rois = clip_boxes_graph(refined_rois, window)

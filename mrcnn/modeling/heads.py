@@ -11,7 +11,6 @@ Nothing here casts to float32: the heads follow the Keras dtype policy (mixed pr
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import keras
@@ -20,19 +19,12 @@ from keras import layers as KL
 from mrcnn.modeling.layers.batch_norm import BatchNorm
 from mrcnn.modeling.layers.roi_align import PyramidROIAlign
 from mrcnn.modeling.layers.time_distributed import TimeDistributed
-
-logger = logging.getLogger(__name__)
+from mrcnn.structures.checks import check_positive_int
 
 # Channels of the RPN's shared 3x3 convolution (matterport: 512).
 RPN_SHARED_CHANNELS = 512
 # Channels of the mask head's convolutions (matterport: 256).
 MASK_HEAD_CHANNELS = 256
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _check_feature_maps(feature_maps: Sequence) -> list:
@@ -73,8 +65,8 @@ def rpn_graph(
     Raises:
         ValueError: If `anchors_per_location` or `anchor_stride` is not a positive int.
     """
-    _check_positive_int("anchors_per_location", anchors_per_location)
-    _check_positive_int("anchor_stride", anchor_stride)
+    check_positive_int("anchors_per_location", anchors_per_location)
+    check_positive_int("anchor_stride", anchor_stride)
 
     shared = KL.Conv2D(RPN_SHARED_CHANNELS, (3, 3), padding="same", activation="relu",
                        strides=anchor_stride, name="rpn_conv_shared")(feature_map)
@@ -107,7 +99,7 @@ def build_rpn_model(anchor_stride: int, anchors_per_location: int, depth: int) -
     Raises:
         ValueError: If an argument is not a positive int.
     """
-    _check_positive_int("depth", depth)
+    check_positive_int("depth", depth)
     feature_map = keras.Input(shape=(None, None, depth), name="input_rpn_feature_map")
     outputs = rpn_graph(feature_map, anchors_per_location, anchor_stride)
     return keras.Model(feature_map, outputs, name="rpn_model")
@@ -149,9 +141,9 @@ def fpn_classifier_graph(
     Raises:
         ValueError: If a size is not a positive int or `feature_maps` is not four tensors.
     """
-    _check_positive_int("pool_size", pool_size)
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("fc_layers_size", fc_layers_size)
+    check_positive_int("pool_size", pool_size)
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("fc_layers_size", fc_layers_size)
     feature_maps = _check_feature_maps(feature_maps)
 
     # [batch, num_rois, pool_size, pool_size, channels]
@@ -211,8 +203,8 @@ def build_fpn_mask_graph(
     Raises:
         ValueError: If a size is not a positive int or `feature_maps` is not four tensors.
     """
-    _check_positive_int("pool_size", pool_size)
-    _check_positive_int("num_classes", num_classes)
+    check_positive_int("pool_size", pool_size)
+    check_positive_int("num_classes", num_classes)
     feature_maps = _check_feature_maps(feature_maps)
 
     # [batch, num_rois, pool_size, pool_size, channels]

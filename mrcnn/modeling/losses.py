@@ -9,21 +9,16 @@ through a conditional.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
 import tensorflow as tf
 
-logger = logging.getLogger(__name__)
+from mrcnn.modeling.graph_ops import f32
 
 # Keras' binary cross-entropy clips probabilities to [eps, 1 - eps]; matterport's mask
 # loss inherits that (Keras' default epsilon).
 _BCE_EPSILON = 1e-7
-
-
-def _f32(x: Any) -> tf.Tensor:
-    return tf.cast(x, tf.float32)
 
 
 def _safe_mean(values: tf.Tensor) -> tf.Tensor:
@@ -42,7 +37,7 @@ def smooth_l1_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     Returns:
         [...] float32 elementwise loss.
     """
-    diff = tf.abs(_f32(y_true) - _f32(y_pred))
+    diff = tf.abs(f32(y_true) - f32(y_pred))
     less_than_one = tf.cast(diff < 1.0, tf.float32)
     return less_than_one * 0.5 * diff ** 2 + (1.0 - less_than_one) * (diff - 0.5)
 
@@ -61,7 +56,7 @@ def rpn_class_loss_graph(rpn_match: tf.Tensor, rpn_class_logits: tf.Tensor) -> t
     rpn_match = tf.squeeze(tf.cast(rpn_match, tf.int32), -1)
     anchor_class = tf.cast(tf.equal(rpn_match, 1), tf.int32)
     indices = tf.where(tf.not_equal(rpn_match, 0))
-    logits = tf.gather_nd(_f32(rpn_class_logits), indices)
+    logits = tf.gather_nd(f32(rpn_class_logits), indices)
     anchor_class = tf.gather_nd(anchor_class, indices)
     loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=anchor_class, logits=logits)
     return _safe_mean(loss)
@@ -91,10 +86,10 @@ def rpn_bbox_loss_graph(config: Any, target_bbox: tf.Tensor, rpn_match: tf.Tenso
     rank = tf.cumsum(tf.cast(positive, tf.int32), axis=1, exclusive=True)
     positive = tf.logical_and(positive, rank < tf.shape(target_bbox)[1])
     indices = tf.where(positive)
-    pred = tf.gather_nd(_f32(rpn_bbox), indices)
+    pred = tf.gather_nd(f32(rpn_bbox), indices)
     target_rows = tf.stack([tf.cast(indices[:, 0], tf.int32), tf.gather_nd(rank, indices)],
                            axis=1)
-    target = tf.gather_nd(_f32(target_bbox), target_rows)
+    target = tf.gather_nd(f32(target_bbox), target_rows)
     return _safe_mean(smooth_l1_loss(target, pred))
 
 
@@ -116,9 +111,9 @@ def mrcnn_class_loss_graph(target_class_ids: tf.Tensor, pred_class_logits: tf.Te
         Scalar float32: sum of the counted losses / number of counted ROIs (0.0 if none).
     """
     target_class_ids = tf.cast(target_class_ids, tf.int32)
-    logits = _f32(pred_class_logits)
+    logits = f32(pred_class_logits)
     pred_class_ids = tf.argmax(logits, axis=2, output_type=tf.int32)
-    pred_active = tf.gather(_f32(active_class_ids), pred_class_ids, axis=1, batch_dims=1)
+    pred_active = tf.gather(f32(active_class_ids), pred_class_ids, axis=1, batch_dims=1)
     loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_class_ids,
                                                           logits=logits)
     return tf.reduce_sum(loss * pred_active) / tf.maximum(tf.reduce_sum(pred_active), 1.0)
@@ -144,8 +139,8 @@ def mrcnn_bbox_loss_graph(target_bbox: tf.Tensor, target_class_ids: tf.Tensor,
         Scalar float32: the mean over positive ROIs and the 4 coordinates (0.0 if none).
     """
     positive_ix, class_ids = _positive_rois(target_class_ids)
-    target = tf.gather(tf.reshape(_f32(target_bbox), [-1, 4]), positive_ix)
-    pred = tf.reshape(_f32(pred_bbox), [-1, tf.shape(pred_bbox)[2], 4])
+    target = tf.gather(tf.reshape(f32(target_bbox), [-1, 4]), positive_ix)
+    pred = tf.reshape(f32(pred_bbox), [-1, tf.shape(pred_bbox)[2], 4])
     pred = tf.gather(tf.gather(pred, positive_ix), class_ids, axis=1, batch_dims=1)
     return _safe_mean(smooth_l1_loss(target, pred))
 
@@ -165,10 +160,10 @@ def mrcnn_mask_loss_graph(target_masks: tf.Tensor, target_class_ids: tf.Tensor,
     """
     positive_ix, class_ids = _positive_rois(target_class_ids)
     mask_shape = tf.shape(target_masks)
-    y_true = tf.reshape(_f32(target_masks), [-1, mask_shape[2], mask_shape[3]])
+    y_true = tf.reshape(f32(target_masks), [-1, mask_shape[2], mask_shape[3]])
     y_true = tf.gather(y_true, positive_ix)
     pred_shape = tf.shape(pred_masks)
-    y_pred = tf.reshape(_f32(pred_masks), [-1, pred_shape[2], pred_shape[3], pred_shape[4]])
+    y_pred = tf.reshape(f32(pred_masks), [-1, pred_shape[2], pred_shape[3], pred_shape[4]])
     y_pred = tf.gather(tf.gather(y_pred, positive_ix), class_ids, axis=3, batch_dims=1)
     y_pred = tf.clip_by_value(y_pred, _BCE_EPSILON, 1.0 - _BCE_EPSILON)
     loss = -(y_true * tf.math.log(y_pred) + (1.0 - y_true) * tf.math.log(1.0 - y_pred))
@@ -200,7 +195,7 @@ def l2_weight_decay(weights: Iterable[Any], weight_decay: float) -> tf.Tensor:
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     terms = []
     for weight in weights:
-        w = _f32(weight)
+        w = f32(weight)
         terms.append(tf.reduce_sum(tf.square(w)) / tf.cast(tf.size(w), tf.float32))
     if not terms:
         return tf.constant(0.0)

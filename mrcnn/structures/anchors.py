@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mrcnn.structures.boxes import norm_boxes
+from mrcnn.structures.checks import check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,8 @@ def generate_anchors(scales: float | Sequence[float], ratios: Sequence[float],
     if scales.size == 0 or ratios.size == 0 or np.any(scales <= 0) or np.any(ratios <= 0):
         raise ValueError(f"scales and ratios must be positive, got {scales.tolist()} and "
                          f"{ratios.tolist()}")
-    for name, value in (("feature_stride", feature_stride), ("anchor_stride", anchor_stride)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    feature_stride = check_positive_int("feature_stride", feature_stride)
+    anchor_stride = check_positive_int("anchor_stride", anchor_stride)
     # Every (ratio, scale) pair, ratio-major (matterport's meshgrid order).
     ratio_grid, scale_grid = np.meshgrid(ratios, scales, indexing="ij")
     heights = (scale_grid / np.sqrt(ratio_grid)).reshape(-1)

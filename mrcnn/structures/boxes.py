@@ -12,19 +12,9 @@ No TensorFlow here; the graph twins live in `mrcnn.modeling.graph_ops`.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-logger = logging.getLogger(__name__)
-
-
-def _as_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
-    """Return `boxes` as an array of shape [N, 4+], or raise ValueError naming it."""
-    boxes = np.asarray(boxes)
-    if boxes.ndim != 2 or boxes.shape[1] < 4:
-        raise ValueError(f"{name} must have shape [N, (y1, x1, y2, x2)], got {boxes.shape}")
-    return boxes
+from mrcnn.structures.checks import check_boxes
 
 
 def extract_bboxes(mask: np.ndarray) -> np.ndarray:
@@ -71,7 +61,7 @@ def compute_iou(box: np.ndarray, boxes: np.ndarray, box_area: float,
         [N] float IoU values; 0 where the union is empty.
     """
     box = np.asarray(box)
-    boxes = _as_boxes(boxes, "boxes")
+    boxes = check_boxes("boxes", boxes, extra_columns=True)
     y1 = np.maximum(box[0], boxes[:, 0])
     y2 = np.minimum(box[2], boxes[:, 2])
     x1 = np.maximum(box[1], boxes[:, 1])
@@ -92,8 +82,8 @@ def compute_overlaps(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
     Returns:
         [N1, N2] float64 IoU matrix; pairs whose union is empty get 0.
     """
-    b1 = _as_boxes(boxes1, "boxes1").astype(np.float64, copy=False)
-    b2 = _as_boxes(boxes2, "boxes2").astype(np.float64, copy=False)
+    b1 = check_boxes("boxes1", boxes1, extra_columns=True).astype(np.float64, copy=False)
+    b2 = check_boxes("boxes2", boxes2, extra_columns=True).astype(np.float64, copy=False)
     area1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])
     area2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])
     # In-place steps keep the peak memory near two [N1, N2] arrays (anchors x GT can be large).
@@ -158,7 +148,7 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, threshold: float)
     Raises:
         ValueError: if `scores` does not have one value per box.
     """
-    boxes = _as_boxes(boxes, "boxes").astype(np.float64, copy=False)
+    boxes = check_boxes("boxes", boxes, extra_columns=True).astype(np.float64, copy=False)
     scores = np.asarray(scores).reshape(-1)
     if len(scores) != len(boxes):
         raise ValueError(f"scores has {len(scores)} values for {len(boxes)} boxes")
@@ -186,8 +176,8 @@ def box_refinement(box: np.ndarray, gt_box: np.ndarray) -> np.ndarray:
     Raises:
         ValueError: if the two arrays do not have the same number of boxes.
     """
-    box = _as_boxes(box, "box").astype(np.float32)
-    gt_box = _as_boxes(gt_box, "gt_box").astype(np.float32)
+    box = check_boxes("box", box, extra_columns=True).astype(np.float32)
+    gt_box = check_boxes("gt_box", gt_box, extra_columns=True).astype(np.float32)
     if len(box) != len(gt_box):
         raise ValueError(f"box has {len(box)} boxes but gt_box has {len(gt_box)}")
     height = box[:, 2] - box[:, 0]
@@ -218,7 +208,7 @@ def apply_box_deltas(boxes: np.ndarray, deltas: np.ndarray) -> np.ndarray:
     Raises:
         ValueError: if the shapes do not match.
     """
-    boxes = _as_boxes(boxes, "boxes").astype(np.float32)
+    boxes = check_boxes("boxes", boxes, extra_columns=True).astype(np.float32)
     deltas = np.asarray(deltas, dtype=np.float32)
     if deltas.shape != (len(boxes), 4):
         raise ValueError(f"deltas must have shape {(len(boxes), 4)} to match boxes, "

@@ -1,4 +1,4 @@
-"""Image preparation in numpy: resizing and padding, molding, and the image meta vector.
+"""Image preparation in numpy: resizing and padding, and molding (mean-pixel normalization).
 
 `resize_image` follows matterport's four modes ("none", "square", "pad64", "crop") and returns
 the window, scale, padding and crop needed to map boxes and masks the same way
@@ -12,7 +12,6 @@ for the (rounding-level) differences.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -23,8 +22,7 @@ try:  # OpenCV is a pinned dependency; the skimage path keeps the module usable 
 except ImportError:  # pragma: no cover - exercised only where OpenCV is missing
     cv2 = None
 
-logger = logging.getLogger(__name__)
-
+# matterport's resize modes (see `resize_image`); Config.IMAGE_RESIZE_MODE is one of them.
 RESIZE_MODES = ("none", "square", "pad64", "crop")
 
 # dtypes that cv2.resize interpolates linearly; 512 is OpenCV's channel limit (CV_CN_MAX).
@@ -258,59 +256,3 @@ def unmold_image(normalized_images: np.ndarray, config: Any) -> np.ndarray:
     """
     image = np.asarray(normalized_images, np.float64) + np.asarray(config.MEAN_PIXEL)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
-def compose_image_meta(image_id: int, original_image_shape: tuple[int, ...],
-                       image_shape: tuple[int, ...], window: tuple[int, int, int, int],
-                       scale: float, active_class_ids: np.ndarray) -> np.ndarray:
-    """Pack the attributes of an image into one vector (the `input_image_meta` input).
-
-    Args:
-        image_id: integer id of the image (in its dataset).
-        original_image_shape: (height, width, channels) before resizing/padding.
-        image_shape: (height, width, channels) after resizing/padding.
-        window: (y1, x1, y2, x2) pixel box of the real image inside the padded one.
-        scale: scale factor applied to the original image.
-        active_class_ids: [NUM_CLASSES] 1 for the classes of the image's dataset, else 0.
-
-    Returns:
-        [12 + NUM_CLASSES] float64 vector: id, original shape (3), shape (3), window (4),
-        scale, active class ids.
-
-    Raises:
-        ValueError: if a shape does not have 3 values or the window does not have 4.
-    """
-    if len(original_image_shape) != 3 or len(image_shape) != 3:
-        raise ValueError("image shapes must be (height, width, channels), got "
-                         f"{tuple(original_image_shape)} and {tuple(image_shape)}")
-    if len(window) != 4:
-        raise ValueError(f"window must be (y1, x1, y2, x2), got {tuple(window)}")
-    return np.array([image_id, *original_image_shape, *image_shape, *window, scale,
-                     *np.asarray(active_class_ids).reshape(-1)], dtype=np.float64)
-
-
-def parse_image_meta(meta: np.ndarray) -> dict[str, np.ndarray]:
-    """Unpack a batch of image meta vectors (inverse of `compose_image_meta`).
-
-    Args:
-        meta: [batch, 12 + NUM_CLASSES] image meta.
-
-    Returns:
-        dict of arrays: `image_id` [batch] int32, `original_image_shape` [batch, 3] int32,
-        `image_shape` [batch, 3] int32, `window` [batch, (y1, x1, y2, x2)] int32 pixels,
-        `scale` [batch] float32, `active_class_ids` [batch, NUM_CLASSES] int32.
-
-    Raises:
-        ValueError: if `meta` is not [batch, 12 + NUM_CLASSES] with NUM_CLASSES >= 1.
-    """
-    meta = np.asarray(meta)
-    if meta.ndim != 2 or meta.shape[1] < 13:
-        raise ValueError(f"meta must have shape [batch, 12 + NUM_CLASSES], got {meta.shape}")
-    return {
-        "image_id": meta[:, 0].astype(np.int32),
-        "original_image_shape": meta[:, 1:4].astype(np.int32),
-        "image_shape": meta[:, 4:7].astype(np.int32),
-        "window": meta[:, 7:11].astype(np.int32),
-        "scale": meta[:, 11].astype(np.float32),
-        "active_class_ids": meta[:, 12:].astype(np.int32),
-    }

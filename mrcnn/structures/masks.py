@@ -12,13 +12,9 @@ not come back as a full box). Away from the box edges the results are the same.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from mrcnn.structures.image import resize_bilinear
-
-logger = logging.getLogger(__name__)
 
 
 def _zoom_indices(n_in: int, n_out: int) -> np.ndarray:

@@ -1,15 +1,17 @@
-"""Custom Keras layers of Mask R-CNN. Each takes plain arguments and implements get_config."""
+"""Custom Keras layers of Mask R-CNN. Each takes plain arguments, implements get_config and is
+registered as `mrcnn>ClassName`: importing this package is enough for `keras.saving.load_model`
+to rebuild a saved model without `custom_objects`."""
 
 from mrcnn.modeling.layers.batch_norm import BatchNorm
 from mrcnn.modeling.layers.detection import DetectionLayer
 from mrcnn.modeling.layers.detection_target import DetectionTargetLayer
+from mrcnn.modeling.layers.loss import LossLayer
 from mrcnn.modeling.layers.misc import (
     AnchorsLayer,
     DetectionBoxes,
     IdentityLayer,
     ImageMetaField,
     NormBoxes,
-    SqueezeSpatial,
     TakeFirst,
 )
 from mrcnn.modeling.layers.proposal import ProposalLayer
@@ -18,6 +20,6 @@ from mrcnn.modeling.layers.time_distributed import TimeDistributed
 
 __all__ = [
     "AnchorsLayer", "BatchNorm", "DetectionBoxes", "DetectionLayer", "DetectionTargetLayer",
-    "IdentityLayer", "ImageMetaField", "NormBoxes", "ProposalLayer", "PyramidROIAlign",
-    "SqueezeSpatial", "TakeFirst", "TimeDistributed",
+    "IdentityLayer", "ImageMetaField", "LossLayer", "NormBoxes", "ProposalLayer", "PyramidROIAlign",
+    "TakeFirst", "TimeDistributed",
 ]

@@ -9,12 +9,9 @@ argument, so it survives serialization and does not depend on how the layer is c
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import keras
-
-logger = logging.getLogger(__name__)
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from mrcnn.modeling import graph_ops
-from mrcnn.modeling.layers.misc import GraphLayer, check_fraction, check_positive_int, check_std_dev
+from mrcnn.modeling.layers.misc import GraphLayer
+from mrcnn.structures.checks import check_fraction, check_positive_floats, check_positive_int
 
-logger = logging.getLogger(__name__)
 
-
+@keras.saving.register_keras_serializable(package="mrcnn")
 class DetectionLayer(GraphLayer):
     """Picks each ROI's best class, refines and clips its box, and runs per-class NMS.
 
@@ -52,7 +52,7 @@ class DetectionLayer(GraphLayer):
             "detection_min_confidence", detection_min_confidence, allow_zero=True)
         self.detection_nms_threshold = check_fraction(
             "detection_nms_threshold", detection_nms_threshold)
-        self.bbox_std_dev = check_std_dev("bbox_std_dev", bbox_std_dev)
+        self.bbox_std_dev = check_positive_floats("bbox_std_dev", bbox_std_dev, 4)
 
     def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
         rois, mrcnn_class, mrcnn_bbox, image_meta = inputs

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from mrcnn.modeling import graph_ops
-from mrcnn.modeling.layers.misc import (
-    GraphLayer,
+from mrcnn.modeling.layers.misc import GraphLayer
+from mrcnn.structures.checks import (
     check_fraction,
     check_height_width,
+    check_positive_floats,
     check_positive_int,
-    check_std_dev,
 )
 
-logger = logging.getLogger(__name__)
 
-
+@keras.saving.register_keras_serializable(package="mrcnn")
 class DetectionTargetLayer(GraphLayer):
     """Subsamples proposals and generates class, box and mask targets for each.
 
@@ -63,7 +62,7 @@ class DetectionTargetLayer(GraphLayer):
         self.roi_positive_ratio = check_fraction("roi_positive_ratio", roi_positive_ratio)
         self.mask_shape = check_height_width("mask_shape", mask_shape)
         self.use_mini_mask = bool(use_mini_mask)
-        self.bbox_std_dev = check_std_dev("bbox_std_dev", bbox_std_dev)
+        self.bbox_std_dev = check_positive_floats("bbox_std_dev", bbox_std_dev, 4)
 
     def call(self, inputs: list[tf.Tensor]) -> list[tf.Tensor]:
         # Targets are constants of the loss: no gradient flows back into the proposals

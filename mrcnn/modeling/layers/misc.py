@@ -11,12 +11,14 @@ layer here:
 - `ImageMetaField`: one field of `parse_image_meta_graph` (`active_class_ids`).
 - `IdentityLayer`: a named identity (matterport's `output_rois`).
 - `DetectionBoxes`: the box columns of the detections (`detections[..., :4]`).
-- `SqueezeSpatial`: [batch, N, 1, 1, C] -> [batch, N, C] (matterport's `pool_squeeze`).
+- `TakeFirst`: the first rows of axis 1 (the positive ROIs, for the mask head in training).
+
+Every layer here (and in the sibling modules) is registered for serialization as
+`mrcnn>ClassName`, so a saved `.keras` model reloads without `custom_objects`.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import keras
@@ -24,55 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.modeling import graph_ops
-
-logger = logging.getLogger(__name__)
-
-META_FIELDS = ("image_id", "original_image_shape", "image_shape", "window", "scale",
-               "active_class_ids")
+from mrcnn.structures import image_meta
+from mrcnn.structures.checks import check_boxes, check_positive_int
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """Returns `value` as an int, or raises ValueError naming `name` when it is not >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def check_std_dev(name: str, value: Any) -> list[float]:
-    """Returns `value` as 4 floats, or raises ValueError naming `name`."""
-    try:
-        values = np.asarray(value, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        values = np.zeros(0)
-    if values.shape != (4,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(f"{name} must be 4 positive floats, got {value!r}")
-    return values.tolist()
-
-
-def check_fraction(name: str, value: Any, allow_zero: bool = False) -> float:
-    """Returns `value` as a float in (0, 1] (or [0, 1]), or raises ValueError naming `name`."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    low_ok = number >= 0 if allow_zero else number > 0
-    if not (low_ok and number <= 1):
-        interval = "[0, 1]" if allow_zero else "(0, 1]"
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
-    return number
-
-
-def check_height_width(name: str, value: Any) -> tuple[int, int]:
-    """Returns `value` as a (height, width) pair of positive ints, or raises ValueError."""
-    try:
-        pair = tuple(value)
-    except TypeError:
-        pair = ()
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be (height, width), got {value!r}")
-    return tuple(check_positive_int(name, v) for v in pair)
-
-
+@keras.saving.register_keras_serializable(package="mrcnn")
 class GraphLayer(keras.layers.Layer):
     """Base of the weightless graph layers: no autocasting of inputs.
 
@@ -98,6 +56,7 @@ class GraphLayer(keras.layers.Layer):
         return ["float32"] * 4
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class AnchorsLayer(GraphLayer):
     """Broadcasts a constant anchor array to the batch of its input.
 
@@ -114,10 +73,7 @@ class AnchorsLayer(GraphLayer):
 
     def __init__(self, anchors: np.ndarray | list, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        array = np.asarray(anchors, dtype=np.float32)
-        if array.ndim != 2 or array.shape[1] != 4:
-            raise ValueError(f"anchors must have shape [N, 4], got shape {array.shape}")
-        self.anchors = array
+        self.anchors = check_boxes("anchors", np.asarray(anchors, dtype=np.float32))
 
     def call(self, image: tf.Tensor) -> tf.Tensor:
         """Returns [batch, num_anchors, (y1, x1, y2, x2)] for `image` [batch, ...]."""
@@ -132,6 +88,7 @@ class AnchorsLayer(GraphLayer):
         return {**super().get_config(), "anchors": self.anchors.tolist()}
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class NormBoxes(GraphLayer):
     """Converts pixel boxes to normalized ones using the image's dynamic shape.
 
@@ -147,12 +104,13 @@ class NormBoxes(GraphLayer):
         return tuple(input_shape[0])
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class ImageMetaField(GraphLayer):
     """Extracts one field of the image meta (see `parse_image_meta_graph`).
 
     Args:
-        field: one of "image_id", "original_image_shape", "image_shape", "window",
-            "scale", "active_class_ids".
+        field: one of `mrcnn.structures.image_meta.FIELD_NAMES` ("image_id",
+            "original_image_shape", "image_shape", "window", "scale", "active_class_ids").
         **kwargs: passed to `keras.layers.Layer`.
 
     Raises:
@@ -161,26 +119,22 @@ class ImageMetaField(GraphLayer):
 
     def __init__(self, field: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if field not in META_FIELDS:
-            raise ValueError(f"field must be one of {META_FIELDS}, got {field!r}")
+        image_meta.field_width(field)  # raises ValueError for an unknown field
         self.field = field
 
     def call(self, meta: tf.Tensor) -> tf.Tensor:
         return graph_ops.parse_image_meta_graph(meta)[self.field]
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
-        widths = {"original_image_shape": 3, "image_shape": 3, "window": 4}
-        if self.field in ("image_id", "scale"):
+        if self.field in image_meta.SCALAR_FIELDS:
             return (input_shape[0],)
-        if self.field == "active_class_ids":
-            width = None if input_shape[1] is None else input_shape[1] - 12
-            return (input_shape[0], width)
-        return (input_shape[0], widths[self.field])
+        return (input_shape[0], image_meta.field_width(self.field, input_shape[1]))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "field": self.field}
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class IdentityLayer(GraphLayer):
     """Returns its input unchanged, under its own name (matterport's `output_rois`)."""
 
@@ -194,6 +148,7 @@ class IdentityLayer(GraphLayer):
         return [inputs.dtype]
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class DetectionBoxes(GraphLayer):
     """Takes the box columns of detections.
 
@@ -210,19 +165,7 @@ class DetectionBoxes(GraphLayer):
         return [inputs.dtype]
 
 
-class SqueezeSpatial(GraphLayer):
-    """Drops the two unit spatial axes: [batch, N, 1, 1, C] -> [batch, N, C]."""
-
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        return tf.squeeze(inputs, axis=[2, 3])
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return (input_shape[0], input_shape[1], input_shape[4])
-
-    def _output_dtypes(self, inputs: Any) -> list[str]:
-        return [inputs.dtype]
-
-
+@keras.saving.register_keras_serializable(package="mrcnn")
 class TakeFirst(GraphLayer):
     """Keeps the first `count` rows of axis 1: [batch, N, ...] -> [batch, count, ...].
 

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from mrcnn.modeling import graph_ops
-from mrcnn.modeling.layers.misc import (
-    GraphLayer,
-    check_fraction,
-    check_positive_int,
-    check_std_dev,
-)
-
-logger = logging.getLogger(__name__)
+from mrcnn.modeling.layers.misc import GraphLayer
+from mrcnn.structures.checks import check_fraction, check_positive_floats, check_positive_int
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class ProposalLayer(GraphLayer):
     """Selects the best anchors, refines them and suppresses overlaps (matterport's "ROI").
 
@@ -55,7 +50,7 @@ class ProposalLayer(GraphLayer):
         self.proposal_count = check_positive_int("proposal_count", proposal_count)
         self.pre_nms_limit = check_positive_int("pre_nms_limit", pre_nms_limit)
         self.nms_threshold = check_fraction("nms_threshold", nms_threshold)
-        self.rpn_bbox_std_dev = check_std_dev("rpn_bbox_std_dev", rpn_bbox_std_dev)
+        self.rpn_bbox_std_dev = check_positive_floats("rpn_bbox_std_dev", rpn_bbox_std_dev, 4)
 
     def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
         rpn_probs, rpn_bbox, anchors = inputs

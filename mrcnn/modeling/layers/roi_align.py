@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from mrcnn.modeling import graph_ops
-from mrcnn.modeling.layers.misc import GraphLayer, check_height_width
-
-logger = logging.getLogger(__name__)
+from mrcnn.modeling.layers.misc import GraphLayer
+from mrcnn.structures.checks import check_height_width
 
 # The FPN paper assigns a 224x224 ROI (ImageNet's crop size) to level 4 (k0 = 4).
 CANONICAL_SIZE = 224.0
@@ -46,6 +45,7 @@ def roi_level_graph(boxes: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
     return tf.cast(level, tf.int32)
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class PyramidROIAlign(GraphLayer):
     """Crops and resizes each box from the pyramid level that matches its size.
 

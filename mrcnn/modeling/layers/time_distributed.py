@@ -11,13 +11,10 @@ computes its statistics over all ROIs of all images together.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import keras
 import tensorflow as tf
-
-logger = logging.getLogger(__name__)
 
 
 def _fold_dim(batch: int | None, rois: int | None) -> int | None:
