@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-META_FIELDS = ("image_id", "original_image_shape", "image_shape", "window", "scale",
-               "active_class_ids")  # MERGE: take from structures.image_meta
+from mrcnn.structures.image_meta import FIELD_NAMES
 
 
 def _border_weights(n_in: tf.Tensor, n_out: tf.Tensor) -> tf.Tensor:
@@ -90,7 +89,7 @@ def compose_image_meta_graph(batch: tf.Tensor, height: tf.Tensor, width: tf.Tens
         "scale": tf.reshape(scale, [1]),
         "active_class_ids": tf.zeros([num_classes]),
     }
-    meta = tf.concat([values[name] for name in META_FIELDS], axis=0)
+    meta = tf.concat([values[name] for name in FIELD_NAMES], axis=0)
     return tf.tile(meta[tf.newaxis], tf.stack([batch, 1]))
 
 
