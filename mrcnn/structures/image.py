@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import skimage.transform
 
 try:  # OpenCV is a pinned dependency; the skimage path keeps the module usable without it.
     import cv2
@@ -45,6 +44,8 @@ def resize(image: np.ndarray, output_shape: tuple[int, ...], order: int = 1,
     Returns:
         The resized image (float unless `order=0`, see skimage).
     """
+    import skimage.transform  # imported on use: Config (which reads RESIZE_MODES) stays light
+
     return skimage.transform.resize(
         image, output_shape, order=order, mode=mode, cval=cval, clip=clip,
         preserve_range=preserve_range, anti_aliasing=anti_aliasing,
