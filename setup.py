@@ -21,8 +21,7 @@ setup(
     install_requires=requirements,
     # imgaug is optional (augmentation); install it with --no-deps, see requirements-nodeps.txt.
     extras_require={"augment": ["imgaug==0.4.0"]},
-    entry_points={"console_scripts": ["mrcnn=mrcnn.tools.cli:main",
-                                      "mrcnn-weights=mrcnn.tools.inspect_weights:main"]},
+    entry_points={"console_scripts": ["mrcnn=mrcnn.tools.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Image Recognition",
