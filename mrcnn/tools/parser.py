@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from mrcnn.engine.runs import COCO_NUM_CLASSES, HEAD_LAYERS
 from mrcnn.tools.common import AUGMENTATIONS, DEFAULT_CONFIG
 
 
@@ -62,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     _add_weights_args(p, "none")
     p.add_argument("--exclude", default=None, metavar="heads|LIST",
-                   help="layers not to load: 'heads' (the class-specific output layers) or "
+                   help=f"layers not to load: 'heads' ({', '.join(HEAD_LAYERS)}) or "
                         "comma-separated names/regexes (default: heads for coco weights when "
-                        "NUM_CLASSES != 81)")
+                        f"NUM_CLASSES != {COCO_NUM_CLASSES})")
     p.add_argument("--layers", default=None, metavar="heads|3+|4+|5+|all|REGEX",
                    help="layers to train (default heads, or all with --weights none)")
     p.add_argument("--epochs", type=int, default=1,
