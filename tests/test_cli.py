@@ -1,4 +1,5 @@
-"""Tests of the `mrcnn` command (mrcnn/cli.py, mrcnn/cli_commands.py, mrcnn/__main__.py).
+"""Tests of the `mrcnn` command: mrcnn/tools/cli.py (entry point), parser.py, common.py,
+models.py, commands/ (one module per subcommand) and mrcnn/__main__.py.
 
 A small COCO-format dataset is written to disk from the shapes generator (PNG images, polygons
 from the masks' contours for some objects and compressed RLE for the others), plus one object
@@ -8,12 +9,14 @@ line, then evaluate, detect and inspect the checkpoint through the command line.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import types
 
 import cv2
 import h5py
@@ -22,7 +25,8 @@ import pytest
 from pycocotools import mask as mask_utils
 from skimage.measure import find_contours
 
-from mrcnn.tools import cli
+from mrcnn.engine.runs import HEAD_LAYERS
+from mrcnn.tools import cli, common, models
 from samples.shapes.shapes import ShapesDataset
 
 # pycocotools 2.x calls np.array(copy=False) on numpy 2: its own deprecation, not ours.
@@ -156,40 +160,188 @@ def test_written_dataset_has_polygons_rle_and_the_thin_object(coco):
 
 # ---------------------------------------------------------------------------- --set, config
 def test_parse_settings_literals_strings_and_errors():
-    got = cli.parse_settings(["IMAGE_MAX_DIM=128", "RPN_ANCHOR_SCALES=(8, 16)", "NAME=balloon",
+    got = common.parse_settings(["IMAGE_MAX_DIM=128", "RPN_ANCHOR_SCALES=(8, 16)", "NAME=balloon",
                               "BACKBONE='resnet50'", "USE_MINI_MASK=False", "LEARNING_RATE=1e-3",
                               "MEAN_PIXEL=[1, 2, 3]", "IMAGE_MIN_DIM=64", "IMAGE_MIN_DIM=96"])
     assert got == {"IMAGE_MAX_DIM": 128, "RPN_ANCHOR_SCALES": (8, 16), "NAME": "balloon",
                    "BACKBONE": "resnet50", "USE_MINI_MASK": False, "LEARNING_RATE": 0.001,
                    "MEAN_PIXEL": [1, 2, 3], "IMAGE_MIN_DIM": 96}
-    assert cli.parse_value("a b") == "a b" and cli.parse_value("None") is None
+    assert common.parse_value("a b") == "a b" and common.parse_value("None") is None
     for bad in ["IMAGE_MAX_DIM", "image_max_dim=3", "=3", "1ABC=2"]:
-        with pytest.raises(cli.UsageError, match="NAME=VALUE"):
-            cli.parse_settings([bad])
+        with pytest.raises(common.UsageError, match="NAME=VALUE"):
+            common.parse_settings([bad])
 
 
 def test_config_class_from_module_file_and_errors(tmp_path):
     from samples.shapes.train import DemoConfig
 
-    assert cli.load_config_class(CONFIG) is DemoConfig
+    assert common.load_config_class(CONFIG) is DemoConfig
     (tmp_path / "myconf.py").write_text(
         "from mrcnn.config import Config\nclass Mine(Config):\n    NAME = 'mine'\n"
         "NOT_A_CLASS = 3\n")
-    cls = cli.load_config_class(str(tmp_path / "myconf.py") + ":Mine")
+    cls = common.load_config_class(str(tmp_path / "myconf.py") + ":Mine")
     assert cls.NAME == "mine"
-    config = cli.make_config(cls, {"NUM_CLASSES": 3}, {"NUM_CLASSES": 2, "IMAGE_MAX_DIM": 256})
+    config = common.make_config(cls, {"NUM_CLASSES": 3}, {"NUM_CLASSES": 2,
+                                                          "IMAGE_MAX_DIM": 256})
     assert (config.NUM_CLASSES, config.IMAGE_MAX_DIM, config.NAME) == (3, 256, "mine")
-    assert cli.make_config(cli.load_config_class("mrcnn.config:Config"), {}).NAME == "mrcnn"
+    base = common.load_config_class("mrcnn.config:Config")
+    assert common.make_config(base, {}).NAME == "mrcnn"
     for spec, match in [("nocolon", "must look like"), ("no.such.module:X", "cannot import"),
                         ("mrcnn.config:Nope", "no Config subclass"),
                         (str(tmp_path / "myconf.py") + ":NOT_A_CLASS", "no Config subclass"),
                         (str(tmp_path / "missing.py") + ":X", "not found")]:
-        with pytest.raises(cli.UsageError, match=match):
-            cli.load_config_class(spec)
-    with pytest.raises(cli.UsageError, match="Unknown config setting"):
-        cli.make_config(cls, {"NOT_A_SETTING": 1})
-    with pytest.raises(cli.UsageError, match="IMAGE_MAX_DIM"):
-        cli.make_config(cls, {"IMAGE_MAX_DIM": 100})  # not a multiple of 64
+        with pytest.raises(common.UsageError, match=match):
+            common.load_config_class(spec)
+    with pytest.raises(common.UsageError, match="Unknown config setting"):
+        common.make_config(cls, {"NOT_A_SETTING": 1})
+    with pytest.raises(common.UsageError, match="IMAGE_MAX_DIM"):
+        common.make_config(cls, {"IMAGE_MAX_DIM": 100})  # not a multiple of 64
+
+
+# ---------------------------------------------------------------------------- weights
+class FakeModel:
+    """Records `load_weights` calls; a MaskRCNN stand-in of a given class count."""
+
+    def __init__(self, num_classes):
+        self.config = types.SimpleNamespace(NUM_CLASSES=num_classes)
+        self.calls = []
+
+    def load_weights(self, filepath, by_name=False, exclude=None):
+        self.calls.append((filepath, by_name, exclude))
+
+
+def test_weights_follow_the_engine_rules(tmp_path, monkeypatch):
+    """--weights/--exclude go through mrcnn.engine.runs.resolve_weights and exclude_for."""
+    from mrcnn.config import Config
+    from samples.shapes.train import DemoConfig
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MRCNN_COCO_WEIGHTS", raising=False)
+    logs = tmp_path / "logs"
+    with pytest.raises(FileNotFoundError, match="coco weights not found"):
+        models.resolve_checkpoint("coco", str(logs), DemoConfig, {})
+    coco_file = tmp_path / "elsewhere.h5"
+    coco_file.write_bytes(b"")
+    monkeypatch.setenv("MRCNN_COCO_WEIGHTS", str(coco_file))
+    path = models.resolve_checkpoint("COCO", str(logs), DemoConfig, {})
+    assert path == str(coco_file)
+    # COCO weights into 4 classes: the class-specific heads are not loaded.
+    model = FakeModel(4)
+    models.load_weights(model, "coco", path)
+    assert model.calls == [(path, True, list(HEAD_LAYERS))]
+    model = FakeModel(81)
+    models.load_weights(model, "coco", path)
+    assert model.calls == [(path, True, None)]
+    model = FakeModel(81)
+    models.load_weights(model, "coco", path, "heads")
+    models.load_weights(model, "x.h5", path, "conv1, fpn_.*")
+    assert [c[2] for c in model.calls] == [list(HEAD_LAYERS), ["conv1", "fpn_.*"]]
+    # none: nothing resolved, nothing loaded.
+    assert models.resolve_checkpoint("none", str(logs), DemoConfig, {}) is None
+    model = FakeModel(4)
+    models.load_weights(model, "none", None)
+    assert model.calls == []
+    # last: the newest run of the config's NAME (--set NAME, the class's, or "mrcnn").
+    for run, epoch in [("mine20240101T0000", 5), ("mine20240102T0304", 2),
+                       ("mrcnn20240101T0000", 1)]:
+        (logs / run).mkdir(parents=True)
+        (logs / run / f"mask_rcnn_{run[:-13]}_{epoch:04d}.h5").write_bytes(b"")
+    assert models.resolve_checkpoint("last", str(logs), DemoConfig, {"NAME": "mine"}) == str(
+        logs / "mine20240102T0304" / "mask_rcnn_mine_0002.h5")
+    assert models.resolve_checkpoint("last", str(logs), Config, {}) == str(
+        logs / "mrcnn20240101T0000" / "mask_rcnn_mrcnn_0001.h5")
+    with pytest.raises(FileNotFoundError, match="run directory for config 'shapes'"):
+        models.resolve_checkpoint("last", str(logs), DemoConfig, {})
+    with pytest.raises(FileNotFoundError, match="not found"):
+        models.resolve_checkpoint(str(tmp_path / "missing.h5"), str(logs), DemoConfig, {})
+
+
+def test_missing_coco_weights_fail_before_the_model_is_built(capsys, coco, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MRCNN_COCO_WEIGHTS", raising=False)
+    built = []
+    monkeypatch.setattr(models, "build_model", lambda *a: built.append(a))
+    status, _, err = run(capsys, "train", *coco["args"], "--config", CONFIG, "--weights",
+                         "coco", "--logs", tmp_path / "logs")
+    assert status == 2 and "coco weights not found" in err and "MRCNN_COCO_WEIGHTS" in err
+    assert built == []
+
+
+# ---------------------------------------------------------------------------- result files
+def test_write_json_is_atomic(tmp_path):
+    path = tmp_path / "out.json"
+    common.write_json(str(path), {"n": np.int64(3), "where": tmp_path})
+    assert json.loads(path.read_text()) == {"n": "3", "where": str(tmp_path)}
+
+    class Unprintable:
+        def __str__(self):
+            raise RuntimeError("cannot serialize")
+
+    # json.dump streams into the file: a direct write would leave it truncated here.
+    path.write_text('{"old": 1}')
+    with pytest.raises(RuntimeError, match="cannot serialize"):
+        common.write_json(str(path), {"a": list(range(5000)), "b": Unprintable()})
+    assert path.read_text() == '{"old": 1}'
+    assert os.listdir(tmp_path) == ["out.json"]  # no temporary left behind
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        common.write_json(str(tmp_path / "no" / "dir.json"), {})
+
+
+def test_command_json_into_a_missing_folder_is_a_usage_error(capsys, coco, tmp_path):
+    status, _, err = run(capsys, "debug-data", *coco["args"], "--config", CONFIG, "--images",
+                         "0", "--check-limit", "1", "--out", tmp_path / "d", "--json",
+                         tmp_path / "missing" / "r.json")
+    assert status == 2 and "does not exist" in err
+    assert not (tmp_path / "missing").exists()
+
+
+# ---------------------------------------------------------------------------- structure
+def test_tools_imports_point_one_way():
+    """cli -> parser, commands -> models -> common: no command line module imports back up."""
+    order = {"mrcnn.tools.common": 0, "mrcnn.tools.models": 1, "mrcnn.tools.inspect_weights": 1,
+             "mrcnn.tools.debug_data": 1, "mrcnn.tools.commands": 2, "mrcnn.tools.parser": 2,
+             "mrcnn.tools.cli": 3}
+    tools_dir = os.path.join(ROOT, "mrcnn", "tools")
+    seen = 0
+    for folder, _, files in os.walk(tools_dir):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            module = "mrcnn." + os.path.relpath(path, os.path.join(ROOT, "mrcnn"))[:-3].replace(
+                os.sep, ".").removesuffix(".__init__")
+            level = next((v for k, v in order.items() if module == k
+                          or module.startswith(k + ".")), None)
+            if level is None:
+                continue
+            seen += 1
+            for node in ast.walk(ast.parse(open(path).read())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                elif isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                else:
+                    continue
+                for target in targets:
+                    if target in order and not target.startswith(module):
+                        assert order[target] <= level, f"{module} imports {target}"
+    assert seen >= 12
+
+
+def test_the_command_line_selects_agg_the_library_does_not(tmp_path):
+    code = ("import matplotlib\n"
+            "from mrcnn.tools import cli\n"
+            "import mrcnn.visualize\n"
+            "print(matplotlib.rcParams._get_backend_or_none())\n"
+            "cli.main(['inspect-weights', 'missing.h5'])\n"
+            "print(matplotlib.rcParams._get_backend_or_none())\n")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env.update(PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.lower().split() == ["none", "agg"]
 
 
 # ---------------------------------------------------------------------------- usage errors

@@ -1,5 +1,6 @@
 """matterport's compatibility surface: every name old code imports still exists."""
 
+import ast
 import inspect
 
 import numpy as np
@@ -54,7 +55,40 @@ def test_config_is_importable_and_matterport_shaped():
     config = C()
     assert config.BATCH_SIZE == config.IMAGES_PER_GPU * config.GPU_COUNT
     assert tuple(config.IMAGE_SHAPE) == (1024, 1024, 3)
-    assert callable(config.display)
+
+
+def test_config_display_prints_matterports_table(capsys):
+    """display() prints "Configurations:", then one `NAME<padded to 30> value` line per
+    setting in alphabetical order (matterport walks dir()), derived values included."""
+
+    class C(Config):
+        NAME = "c"
+        NUM_CLASSES = 2
+        IMAGES_PER_GPU = 3
+        IMAGE_MAX_DIM = 512
+        IMAGE_MIN_DIM = 256
+
+    C().display()
+    out = capsys.readouterr().out
+    lines = out.strip("\n").splitlines()
+    assert lines[0] == "Configurations:"
+    assert out.startswith("\nConfigurations:\n") and out.endswith("\n\n\n")
+    rows = lines[1:]
+    assert all(len(row) > 31 and row[30] == " " and row[:30].rstrip() == row[:30].strip()
+               for row in rows), rows
+    values = {row[:30].strip(): row[31:] for row in rows}
+    names = [row[:30].strip() for row in rows]
+    assert names == sorted(names) and len(set(names)) == len(names)
+    assert values["NAME"] == "c" and values["NUM_CLASSES"] == "2"
+    assert values["BATCH_SIZE"] == "3"  # IMAGES_PER_GPU x GPU_COUNT
+    assert values["IMAGES_PER_GPU"] == "3" and values["GPU_COUNT"] == "1"
+    assert ast.literal_eval(values["IMAGE_SHAPE"]) == [512, 512, 3]  # square mode: max dim
+    assert values["IMAGE_META_SIZE"] == "14"  # 1 + 3 + 3 + 4 + 1 + NUM_CLASSES
+    assert values["LEARNING_RATE"] == "0.001" and values["BACKBONE"] == "resnet101"
+    assert f"{'NAME':30} c" in lines and f"{'NUM_CLASSES':30} 2" in lines
+    # Every upper-case setting of the class is listed, plus the three derived values.
+    settings = {n for n in dir(C) if n.isupper() and not callable(getattr(C, n))}
+    assert set(names) == settings | {"BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE"}
 
 
 def test_maskrcnn_methods_exist():

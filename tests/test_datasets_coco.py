@@ -13,6 +13,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mrcnn.data.formats import CocoDataset
+from mrcnn.data.formats.coco import decode_segmentation
 from mrcnn.evaluation.coco import STAT_NAMES, build_coco_results, evaluate_coco
 from mrcnn.evaluation.metrics import compute_ap
 from mrcnn.structures.boxes import extract_bboxes
@@ -106,10 +107,9 @@ def build_coco_dir(tmp_path, edit=None):
              "segmentation": uncompressed_rle(CROWD_2)},
         ],
     }
-    for ann in data["annotations"]:  # area and bbox as COCO files carry them
-        rle = compressed_rle(decode(ann["segmentation"]))
-        ann["area"] = float(mask_utils.area(rle))
-        ann["bbox"] = [float(v) for v in mask_utils.toBbox(rle)]
+    drawn = [SQUARE_1, CIRCLE_1, TWO_PART, SQUARE_2, CIRCLE_2, CROWD_2]
+    for ann, mask in zip(data["annotations"], drawn, strict=True):
+        ann["area"], ann["bbox"] = area_and_bbox(mask)  # as COCO files carry them
     if edit is not None:
         edit(data)
     path = tmp_path / "instances.json"
@@ -117,14 +117,12 @@ def build_coco_dir(tmp_path, edit=None):
     return str(path), str(image_dir)
 
 
-def decode(segmentation):
-    if isinstance(segmentation, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, H, W))
-    elif isinstance(segmentation["counts"], list):
-        rle = mask_utils.frPyObjects(segmentation, H, W)
-    else:
-        rle = segmentation
-    return mask_utils.decode(rle).astype(bool)
+def area_and_bbox(mask):
+    """COCO's `area` (pixel count) and `bbox` [x, y, width, height] of a drawn mask."""
+    ys, xs = np.nonzero(mask)
+    x, y = int(xs.min()), int(ys.min())
+    return float(mask.sum()), [float(x), float(y), float(xs.max() + 1 - x),
+                               float(ys.max() + 1 - y)]
 
 
 def load(tmp_path, edit=None, **kwargs):
@@ -157,6 +155,40 @@ class GroundTruthModel:
             results.append({"rois": extract_bboxes(masks), "class_ids": class_ids,
                             "scores": np.linspace(0.99, 0.5, len(class_ids)), "masks": masks})
         return results
+
+
+# ---------------------------------------------------------------- decoding
+def test_area_and_bbox_by_hand():
+    assert area_and_bbox(SQUARE_1) == (16 * 20, [6.0, 4.0, 20.0, 16.0])
+    # Two rectangles of one instance: 6 x 8 + 8 x 10 pixels, spanning rows 24..43, cols 4..29.
+    assert area_and_bbox(TWO_PART) == (48 + 80, [4.0, 24.0, 26.0, 20.0])
+
+
+def test_decode_segmentation_against_drawn_masks():
+    """Each form COCO allows, against masks drawn by hand or with OpenCV, not pycocotools."""
+    def decoded(segmentation, height=H, width=W):
+        mask = decode_segmentation(segmentation, height, width)
+        assert mask.shape == (height, width) and mask.dtype == np.uint8
+        return mask.astype(bool)
+
+    np.testing.assert_array_equal(decoded([rect_polygon(4, 6, 20, 26)]), SQUARE_1)
+    np.testing.assert_array_equal(
+        decoded([rect_polygon(24, 4, 30, 12), rect_polygon(36, 20, 44, 30)]), TWO_PART)
+    np.testing.assert_array_equal(decoded(compressed_rle(CIRCLE_1)), CIRCLE_1)
+    np.testing.assert_array_equal(decoded(uncompressed_rle(CIRCLE_2)), CIRCLE_2)
+    # Uncompressed RLE by hand on a 3 x 4 image: column-major runs of 0s and 1s. Runs 1, 2,
+    # 5, 4: index 0 off, 1-2 on, 3-7 off, 8-11 on, where index = column * 3 + row.
+    expected = np.array([[0, 0, 0, 1],
+                         [1, 0, 0, 1],
+                         [1, 0, 1, 1]], dtype=bool)
+    np.testing.assert_array_equal(decoded({"size": [3, 4], "counts": [1, 2, 5, 4]}, 3, 4),
+                                  expected)
+    # The triangle (x, y) = (0, 0), (0, 8), (8, 8) in pixel-edge coordinates is the region
+    # x <= y: pixels (row y, column x) below the diagonal are inside, those above outside
+    # (the diagonal pixels, half covered, are pycocotools' choice and not checked).
+    triangle = decoded([[0, 0, 0, 8, 8, 8]], 8, 8)
+    rows, cols = np.indices((8, 8))
+    assert not triangle[rows < cols].any() and triangle[rows > cols].all()
 
 
 # ---------------------------------------------------------------- loading

@@ -1,4 +1,4 @@
-"""Tests of mrcnn/debug_data.py: anchor-match check, suggestions, pictures."""
+"""Tests of mrcnn/tools/debug_data.py: anchor-match check, suggestions, pictures."""
 
 from __future__ import annotations
 
@@ -137,12 +137,16 @@ def test_check_image_finds_the_aligned_and_the_thin_object():
 
 
 def test_debug_dataset_pictures_table_and_json(tmp_path):
+    import matplotlib.pyplot as plt
+
     iaa = import_imgaug().augmenters
     dataset = make_dataset([[(1, ALIGNED)], [(1, THIN), (1, (8, 30, 40, 62))],
                             [(1, (20, 20, 44, 44))]])
+    figures = plt.get_fignums()
     result = debug_dataset(dataset, TinyConfig(), str(tmp_path / "out"), count=2,
                            augmentation=iaa.Fliplr(1.0), augment_samples=2, check_limit=1)
-    names = sorted(os.listdir(tmp_path / "out"))
+    assert plt.get_fignums() == figures  # drawn without pyplot: nothing left open or shown
+    names = sorted(os.listdir(tmp_path / "out"))  # and no temporary file left behind
     assert names == sorted(f"image000{i}_{kind}.png" for i in (0, 1)
                            for kind in ("gt", "augmented", "anchors"))
     assert sorted(result.files) == sorted(str(tmp_path / "out" / n) for n in names)

@@ -1,5 +1,6 @@
-"""Tests for mrcnn.vis.drawing: every function draws a non-blank PNG without a display, and
-mismatched inputs raise ValueError."""
+"""Tests for mrcnn.vis.drawing: every function draws a non-blank PNG without a display,
+mismatched inputs raise ValueError, drawing to a file leaves pyplot alone and drawing without
+one shows a pyplot figure as matterport did."""
 
 import os
 import subprocess
@@ -8,6 +9,8 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from PIL import Image
 
 from mrcnn.vis import drawing as visualize
@@ -284,3 +287,85 @@ def test_visualize_does_not_import_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- matplotlib state
+
+def test_drawing_to_a_file_never_touches_pyplot(tmp_path):
+    boxes, masks, ids, scores = _instances()
+    before = plt.get_fignums()
+    drawings = [
+        visualize.display_instances(_image(), boxes, masks, ids, CLASS_NAMES, scores,
+                                    path=str(tmp_path / "a.png")).figure,
+        visualize.display_images([_image()], path=str(tmp_path / "b.png")),
+        visualize.draw_boxes(_image(), boxes=boxes, path=str(tmp_path / "c.png")).figure,
+        visualize.plot_precision_recall(0.5, np.array([1, 0.5]), np.array([0.5, 1.0]),
+                                        path=str(tmp_path / "d.png")).figure,
+    ]
+    visualize.detections_grid([_image()], [{"rois": boxes, "masks": masks, "class_ids": ids}],
+                              CLASS_NAMES, str(tmp_path / "e.png"))
+    visualize.display_table([["a", "b"]], path=str(tmp_path / "f.png"))
+    assert plt.get_fignums() == before  # no pyplot figure was made (none to leak or show)
+    for fig in drawings:
+        assert isinstance(fig.canvas, FigureCanvasAgg) and fig.canvas.manager is None
+    for name in "abcdef":
+        _png(tmp_path / f"{name}.png")
+
+
+def test_without_a_path_pyplot_figures_are_shown_as_matterport(monkeypatch):
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(1))
+    boxes, masks, ids, scores = _instances()
+    ax = visualize.display_instances(_image(), boxes, masks, ids, CLASS_NAMES, scores)
+    assert ax.figure.number in plt.get_fignums() and len(shown) == 1
+    visualize.display_images([_image()])
+    assert len(shown) == 2
+    # Into the caller's axes, or a diagnostic plot: drawn, not shown (as matterport).
+    _, own_ax = plt.subplots()
+    visualize.display_instances(_image(), boxes, masks, ids, CLASS_NAMES, ax=own_ax)
+    visualize.plot_precision_recall(0.5, np.array([1, 0.5]), np.array([0.5, 1.0]))
+    assert len(shown) == 2
+
+
+def test_saving_the_callers_axes_leaves_their_figure_open(tmp_path):
+    fig, ax = plt.subplots()
+    boxes, masks, ids, scores = _instances()
+    visualize.display_instances(_image(), boxes, masks, ids, CLASS_NAMES, ax=ax,
+                                path=str(tmp_path / "mine.png"))
+    _png(tmp_path / "mine.png")
+    assert fig.number in plt.get_fignums()
+
+
+def test_figure_to_array_of_a_pyplot_free_figure_and_release():
+    fig = Figure(figsize=(1, 0.5), dpi=100)  # no canvas with a pixel buffer of its own
+    fig.add_subplot().plot([0, 1], [1, 0])
+    array = visualize.figure_to_array(fig)
+    assert array.shape == (50, 100, 3) and array.std() > 0
+    managed = plt.figure(figsize=(1, 1), dpi=50)
+    assert visualize.figure_to_array(managed).shape == (50, 50, 3)
+    assert managed.number not in plt.get_fignums()
+
+
+def test_a_notebook_backend_survives_drawing_to_files(tmp_path):
+    """Drawing with path= in a fresh process neither picks a backend nor imports pyplot; a
+    backend the user chose stays chosen."""
+    code = ("import sys, matplotlib, numpy as np\n"
+            "from mrcnn import visualize\n"
+            "mask = np.zeros((32, 32, 1), bool); mask[2:20, 2:20] = True\n"
+            "image = np.full((32, 32, 3), 90, np.uint8)\n"
+            "args = (image, np.array([[2, 2, 20, 20]]), mask, np.array([1]), ['BG', 'a'])\n"
+            "visualize.display_instances(*args, path=sys.argv[1])\n"
+            "print(matplotlib.rcParams._get_backend_or_none(), 'matplotlib.pyplot' in "
+            "sys.modules)\n"
+            "matplotlib.use('svg')\n"
+            "visualize.display_instances(*args, path=sys.argv[2])\n"
+            "print(matplotlib.get_backend())\n")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "1.png"),
+                             str(tmp_path / "2.png")], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "False", "svg"]
+    _png(tmp_path / "1.png")
+    _png(tmp_path / "2.png")

@@ -19,6 +19,7 @@ from shared_fixtures import FIXTURES
 import mrcnn
 from mrcnn.tools import inspect_weights as winspect
 from mrcnn.tools.cli import main as cli_main
+from mrcnn.tools.common import UsageError, load_config_class
 
 
 def main(argv):
@@ -136,44 +137,21 @@ def test_cli_lists_tf_checkpoint_from_layout(tmp_path):
     assert out[1:] == sorted(expected)
 
 
-def test_cli_errors(tmp_path):
+def test_cli_errors(tmp_path, capsys):
     bad = tmp_path / "bad.h5"
     bad.write_text("hello")
     # The mrcnn command's status for bad input is 2.
     assert main(["inspect", str(bad)]) == 2
+    assert "neither an HDF5 file nor a TF checkpoint" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path / "none.h5")]) == 2
-    with pytest.raises(ValueError, match="module.path:ClassName"):
-        winspect.load_config_class("mrcnn.config.Config")
-    with pytest.raises(ValueError, match="has no class 'Nope'"):
-        winspect.load_config_class("mrcnn.config:Nope")
-    with pytest.raises(ValueError, match="cannot import"):
-        winspect.load_config_class("mrcnn.no_such_module:Config")
+    assert "No weights file or checkpoint" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="No weights file"):
+        winspect.describe_weights(tmp_path / "none.h5")
 
 
-def test_config_diff_uses_dry_run(tmp_path, monkeypatch, capsys):
-    """--config builds MaskRCNN(mode="training", ...) and prints the dry-run diff.
-
-    The full network is too slow for this unit test: a stand-in MaskRCNN with a tiny model
-    takes the place of mrcnn.model here.
-    """
-    built = {}
-
-    class FakeMaskRCNN:
-        def __init__(self, mode, config, model_dir):
-            built.update(mode=mode, config=type(config).__name__, model_dir=model_dir)
-            inp = keras.Input((4, 4, 3))
-            x = keras.layers.Conv2D(2, 1, name="conv1")(inp)
-            x = keras.layers.Dense(5, name="mrcnn_class_logits")(x)
-            x = keras.layers.Dense(2, name="new_layer")(x)
-            self.keras_model = keras.Model(inp, x)
-            self.before = [w.numpy().copy() for w in self.keras_model.weights]
-            built["model"] = self
-
-    fake = types.ModuleType("mrcnn.model")
-    fake.MaskRCNN = FakeMaskRCNN
-    monkeypatch.setitem(sys.modules, "mrcnn.model", fake)
-    monkeypatch.setattr(mrcnn, "model", fake, raising=False)
-    path = str(tmp_path / "w.h5")
+def write_small_h5(path):
+    """conv1 (matches the stand-in model), mrcnn_class_logits (81 classes: mismatches) and a
+    layer the model lacks; input_image has no weights."""
     with h5py.File(path, "w") as f:
         f.attrs["layer_names"] = np.array([b"input_image", b"conv1", b"mrcnn_class_logits",
                                            b"old_layer"])
@@ -186,6 +164,73 @@ def test_config_diff_uses_dry_run(tmp_path, monkeypatch, capsys):
             g.attrs["weight_names"] = np.array([n.encode() for n in names])
             for n, s in zip(names, shapes, strict=True):
                 g.create_dataset(n, data=np.ones(s, "float32"))
+
+
+def small_model():
+    inp = keras.Input((4, 4, 3))
+    x = keras.layers.Conv2D(2, 1, name="conv1")(inp)
+    x = keras.layers.Dense(5, name="mrcnn_class_logits")(x)
+    x = keras.layers.Dense(2, name="new_layer")(x)
+    return keras.Model(inp, x)
+
+
+def test_diff_against_model_is_a_dry_run(tmp_path):
+    path = str(tmp_path / "w.h5")
+    write_small_h5(path)
+    model = small_model()
+    before = [w.numpy().copy() for w in model.weights]
+    report = winspect.diff_against_model(path, model)
+    assert report.loaded == ["conv1"]
+    assert [m[0] for m in report.mismatched] == ["mrcnn_class_logits"]
+    assert report.missing_in_file == ["new_layer"] and report.unused_in_file == ["old_layer"]
+    for w, v in zip(model.weights, before, strict=True):
+        np.testing.assert_array_equal(w.numpy(), v)
+
+
+def test_config_errors_come_from_the_one_config_loader(tmp_path, capsys):
+    """inspect-weights --config reads its class as every other subcommand does."""
+    path = str(tmp_path / "w.h5")
+    write_small_h5(path)
+    for spec, message in [("mrcnn.config.Config", "must look like 'module.path:ClassName'"),
+                          ("mrcnn.config:Nope", "no Config subclass 'Nope'"),
+                          ("mrcnn.no_such_module:Config", "cannot import"),
+                          (str(tmp_path / "missing.py") + ":X", "not found")]:
+        assert main(["inspect", path, "--config", spec]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+            load_config_class(spec)
+
+
+def test_config_diff_uses_dry_run(tmp_path, monkeypatch, capsys):
+    """--config builds MaskRCNN(mode="training", ...) and prints the dry-run diff.
+
+    The full network is too slow for this unit test: a stand-in MaskRCNN with a tiny model
+    takes the place of mrcnn.model here.
+    """
+    built = {}
+
+    class FakeMaskRCNN:
+        def __init__(self, mode, config, model_dir):
+            built.update(mode=mode, config=type(config).__name__, model_dir=model_dir,
+                         num_classes=config.NUM_CLASSES, name=config.NAME)
+            self.keras_model = small_model()
+            self.before = [w.numpy().copy() for w in self.keras_model.weights]
+            built["model"] = self
+
+    fake = types.ModuleType("mrcnn.model")
+    fake.MaskRCNN = FakeMaskRCNN
+    monkeypatch.setitem(sys.modules, "mrcnn.model", fake)
+    monkeypatch.setattr(mrcnn, "model", fake, raising=False)
+    path = str(tmp_path / "w.h5")
+    write_small_h5(path)
+    # A config file and --set overrides, as for the other subcommands.
+    (tmp_path / "myconf.py").write_text(
+        "from mrcnn.config import Config\nclass Mine(Config):\n    NAME = 'mine'\n")
+    assert main(["inspect", path, "--config", str(tmp_path / "myconf.py") + ":Mine",
+                 "--set", "NUM_CLASSES=5"]) == 0
+    assert (built["config"], built["name"], built["num_classes"]) == ("Mine", "mine", 5)
+    capsys.readouterr()
     assert main(["inspect", path, "--config", "mrcnn.config:Config"]) == 0
     out = capsys.readouterr().out
     assert built["mode"] == "training" and built["config"] == "Config"

@@ -40,6 +40,7 @@ from mrcnn.data.targets import build_rpn_targets
 from mrcnn.structures.anchors import anchors_for_config
 from mrcnn.structures.boxes import compute_overlaps
 from mrcnn.vis import drawing as visualize
+from mrcnn.vis.figures import finish, new_subplots
 
 logger = logging.getLogger(__name__)
 
@@ -264,19 +265,11 @@ def _draw_ground_truth(dataset: Any, image: np.ndarray, class_ids: np.ndarray,
                                 title=title, ax=ax, captions=captions)
 
 
-def _save(fig: Any, path: str) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-
-
 def _draw_anchors(image: np.ndarray, anchors: np.ndarray, gt_boxes: np.ndarray, title: str,
                   path: str) -> None:
     import matplotlib.patches as patches
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, figsize=(8, 8))
+    fig, ax = new_subplots(1, 1, (8, 8), path)
     if len(anchors):
         visualize.draw_boxes(image, boxes=anchors, title=title, ax=ax)
     else:
@@ -286,7 +279,7 @@ def _draw_anchors(image: np.ndarray, anchors: np.ndarray, gt_boxes: np.ndarray, 
     for y1, x1, y2, x2 in gt_boxes:  # ground truth on top, thick white
         ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=3,
                                        edgecolor="white", facecolor="none"))
-    _save(fig, path)
+    finish(fig, path)
 
 
 def draw_image(dataset: Any, config: Any, image_id: int, output_dir: str,
@@ -294,33 +287,33 @@ def draw_image(dataset: Any, config: Any, image_id: int, output_dir: str,
                ) -> tuple[list[str], int]:
     """Write the ground-truth, augmentation and positive-anchor PNGs of one image.
 
+    The pictures are drawn without pyplot and written atomically (`mrcnn.vis.figures`).
+
     Returns:
         (paths written, number of positive anchors drawn).
     """
-    import matplotlib.pyplot as plt
-
     image, _, class_ids, boxes, masks = load_image_gt(dataset, config, image_id)
     source = str(dataset.image_info[image_id].get("id", image_id))
     stem = f"image{image_id:04d}"
     paths = []
 
-    fig, ax = plt.subplots(1, figsize=(8, 8))
+    paths.append(os.path.join(output_dir, f"{stem}_gt.png"))
+    fig, ax = new_subplots(1, 1, (8, 8), paths[-1])
     _draw_ground_truth(dataset, image, class_ids, boxes, masks,
                        f"{source}: ground truth ({len(class_ids)} objects)", ax)
-    paths.append(os.path.join(output_dir, f"{stem}_gt.png"))
-    _save(fig, paths[-1])
+    finish(fig, paths[-1])
 
     if augmentation is not None and augment_samples > 0:
         cols = augment_samples + 1
-        fig, axes = plt.subplots(1, cols, figsize=(5 * cols, 5), squeeze=False)
+        paths.append(os.path.join(output_dir, f"{stem}_augmented.png"))
+        fig, axes = new_subplots(1, cols, (5 * cols, 5), paths[-1], squeeze=False)
         _draw_ground_truth(dataset, image, class_ids, boxes, masks, "original", axes[0, 0])
         for k in range(augment_samples):
             aug = load_image_gt(dataset, config, image_id, augmentation=augmentation,
                                 rng=np.random.default_rng([seed, image_id, k]))
             _draw_ground_truth(dataset, aug[0], aug[2], aug[3], aug[4], f"augmented #{k + 1}",
                                axes[0, k + 1])
-        paths.append(os.path.join(output_dir, f"{stem}_augmented.png"))
-        _save(fig, paths[-1])
+        finish(fig, paths[-1])
 
     anchors = anchors_for_config(config, image.shape[:2])
     rpn_match, _ = build_rpn_targets(image.shape, anchors, class_ids, boxes, config, rng=seed)

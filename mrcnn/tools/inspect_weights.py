@@ -1,10 +1,15 @@
-"""Describe a weights file (Keras-2 HDF5 or TF checkpoint) and diff it against a model."""
+"""Describe a weights file (Keras-2 HDF5 or TF checkpoint) and diff it against a model.
+
+    from mrcnn.tools.inspect_weights import describe_weights, diff_against_model
+    print(describe_weights("mask_rcnn_coco.h5"))
+    print(diff_against_model("mask_rcnn_coco.h5", model.keras_model))   # a LoadReport
+
+The command line is `mrcnn inspect-weights FILE [--config MODULE:CLASS --set ...]`.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
-import tempfile
 from typing import Any
 
 import h5py
@@ -77,53 +82,39 @@ def describe_checkpoint(path: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-def load_config_class(spec: str) -> type:
-    """Import `"module.path:ClassName"` and return the class.
+def diff_against_model(path: str | os.PathLike, keras_model: Any) -> LoadReport:
+    """Dry-run a by-name load of `path` into `keras_model`: what would load, mismatch, be
+    missing or stay unused. Nothing is assigned.
+
+    The `mrcnn inspect-weights FILE --config ...` command builds the model from the config
+    (`mrcnn.tools.commands.inspect_weights`); this function only compares.
+
+    Args:
+        path: a Keras-2 `.h5` weights file or a TF checkpoint.
+        keras_model: the Keras model (e.g. `MaskRCNN(...).keras_model`).
 
     Raises:
-        ValueError: `spec` is not of that form or names nothing importable.
+        FileNotFoundError: nothing at `path`.
+        ValueError: `path` is neither an HDF5 file nor a TF checkpoint.
     """
-    module_name, sep, class_name = spec.partition(":")
-    if not sep or not module_name or not class_name:
-        raise ValueError(f"--config must look like 'module.path:ClassName', got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(f"--config {spec!r}: cannot import {module_name!r}: {err}") from err
-    cls = getattr(module, class_name, None)
-    if not isinstance(cls, type):
-        raise ValueError(f"--config {spec!r}: {module_name} has no class {class_name!r}")
-    return cls
+    if file_kind(path) == "h5":
+        from mrcnn.checkpoint.loading import load_weights_h5
+
+        return load_weights_h5(keras_model, path, by_name=True, skip_mismatch=True,
+                               dry_run=True)
+    from mrcnn.checkpoint.tf_checkpoint import load_tf_checkpoint
+
+    return load_tf_checkpoint(keras_model, path, None, skip_mismatch=True, dry_run=True)
 
 
-def diff_against_config(path: str | os.PathLike, config_spec: str) -> LoadReport:
-    """Dry-run a by-name load of `path` into the training model built from a config class.
+def describe_weights(path: str | os.PathLike, show_all: bool = False) -> str:
+    """The listing of a Keras-2 `.h5` file or a TF checkpoint (`describe_h5` or
+    `describe_checkpoint`).
 
-    Builds `mrcnn.model.MaskRCNN(mode="training", config=cls(), model_dir=<temp dir>)` and
-    reports what would load, mismatch, be missing or stay unused. Nothing is assigned.
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        ValueError: `path` is neither an HDF5 file nor a TF checkpoint.
     """
-    from mrcnn import model as modellib  # built by the model module; imported only when asked
-
-    cls = load_config_class(config_spec)
-    with tempfile.TemporaryDirectory() as model_dir:
-        mrcnn = modellib.MaskRCNN(mode="training", config=cls(), model_dir=model_dir)
-        keras_model = getattr(mrcnn, "keras_model", mrcnn)
-        if file_kind(path) == "h5":
-            from mrcnn.checkpoint.loading import load_weights_h5
-
-            return load_weights_h5(keras_model, path, by_name=True, skip_mismatch=True,
-                                   dry_run=True)
-        from mrcnn.checkpoint.tf_checkpoint import load_tf_checkpoint
-
-        return load_tf_checkpoint(keras_model, path, None, skip_mismatch=True, dry_run=True)
-
-
-def inspect_weights(path: str | os.PathLike, config_spec: str | None = None,
-                    show_all: bool = False) -> str:
-    """The full `inspect` text: the file listing, plus the diff when a config is given."""
-    kind = file_kind(path)
-    text = describe_h5(path, show_all) if kind == "h5" else describe_checkpoint(path)
-    if config_spec:
-        text += "\n\nDiff against the model of " + config_spec + ":\n"
-        text += str(diff_against_config(path, config_spec))
-    return text
+    if file_kind(path) == "h5":
+        return describe_h5(path, show_all)
+    return describe_checkpoint(path)

@@ -1,9 +1,12 @@
 """Drawing detections, ground truth and diagnostics with matplotlib (numpy side, no display).
 
 Each drawing function takes an optional `ax` to draw into (where matterport had one) and an
-optional `path`: when a path is given the figure is written there (PNG by extension),
-atomically, and closed, so nothing needs a screen. matterport's names and argument orders are
-kept. Boxes are `(y1, x1, y2, x2)` in image pixels throughout. No TensorFlow here.
+optional `path`. With a path the drawing is made on a pyplot-free figure (its own Agg canvas)
+and written there (PNG by extension) atomically, so nothing needs a screen and a notebook's
+pyplot state is untouched. Without one it is a pyplot figure shown by the user's backend, as in
+matterport (`display_instances` and `display_images` call pyplot's show() as matterport's did).
+Importing this module leaves the matplotlib backend alone. matterport's names and argument
+orders are kept. Boxes are `(y1, x1, y2, x2)` in image pixels throughout. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -13,20 +16,25 @@ import logging
 import random
 from collections.abc import Sequence
 
-import matplotlib
+import matplotlib.lines as lines
+import matplotlib.patches as patches
+import numpy as np
+from matplotlib.patches import Polygon
+from skimage.measure import find_contours
 
-matplotlib.use("Agg", force=False)
-import matplotlib.lines as lines  # noqa: E402
-import matplotlib.patches as patches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Polygon  # noqa: E402
-from skimage.measure import find_contours  # noqa: E402
-
-from mrcnn.evaluation.metrics import compute_matches  # noqa: E402
-from mrcnn.structures.masks import unmold_mask  # noqa: E402
-from mrcnn.vis.figures import done, figure_to_array, finish, new_axes, same_count  # noqa: E402,F401
-from mrcnn.vis.stats import (  # noqa: E402,F401  (drawing.display_table etc. were public here)
+from mrcnn.evaluation.metrics import compute_matches
+from mrcnn.structures.masks import unmold_mask
+from mrcnn.vis.figures import (  # noqa: F401  (figure_to_array was public here)
+    done,
+    figure_to_array,
+    finish,
+    new_axes,
+    new_figure,
+    new_subplots,
+    same_count,
+    show,
+)
+from mrcnn.vis.stats import (  # noqa: F401  (drawing.display_table etc. were public here)
     display_table,
     display_weight_stats,
     plot_overlaps,
@@ -107,7 +115,7 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
                 class_ids=class_ids, scores=scores, captions=captions)
     if colors is not None and len(colors) < n:
         raise ValueError(f"{len(colors)} colors for {n} instances")
-    fig, ax = new_axes(ax, figsize)
+    fig, ax = new_axes(ax, figsize, path)
     colors = colors or random_colors(n, seed=0)
     _setup_image_axes(ax, image, title)
     masked = _rgb(image)
@@ -135,6 +143,7 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
             ax.add_patch(Polygon(verts[:, ::-1], facecolor="none", edgecolor=color))
     ax.imshow(np.clip(masked, 0, 255).astype(np.uint8))
     done(fig, ax, path)
+    show(fig, path)
     return ax
 
 
@@ -151,7 +160,7 @@ def display_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = 
     titles = list(titles) if titles is not None else [""] * len(images)
     same_count(images=images, titles=titles)
     rows = (len(images) + cols - 1) // cols
-    fig = plt.figure(figsize=(14, 14 * rows // cols + 1))
+    fig = new_figure((14, 14 * rows // cols + 1), path)
     for i, (image, title) in enumerate(zip(images, titles, strict=True), start=1):
         ax = fig.add_subplot(rows, cols, i)
         ax.set_title(title, fontsize=9)
@@ -159,6 +168,7 @@ def display_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = 
         ax.imshow(np.asarray(image).astype(np.uint8), cmap=cmap, norm=norm,
                   interpolation=interpolation)
     finish(fig, path)
+    show(fig, path)
     return fig
 
 
@@ -172,7 +182,7 @@ def detections_grid(images: Sequence[np.ndarray], results: Sequence[dict],
     same_count(images=images, results=results)
     cols = max(1, min(cols, len(images)))
     rows = (len(images) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
+    fig, axes = new_subplots(rows, cols, (4 * cols, 4 * rows), path, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, r in zip(axes.ravel(), images, results, strict=False):
@@ -253,7 +263,7 @@ def draw_rois(image: np.ndarray, rois: np.ndarray, refined_rois: np.ndarray,
     rois, refined_rois = np.asarray(rois), np.asarray(refined_rois)
     n = len(rois)
     ids = np.random.default_rng(seed).permutation(n)[:limit]
-    fig, ax = new_axes(None, (12, 12))
+    fig, ax = new_axes(None, (12, 12), path)
     colors = random_colors(len(ids), seed=seed)
     _setup_image_axes(ax, image, "")
     masked = _rgb(image)
@@ -356,7 +366,7 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray | None = None,
     n = same_count(boxes=boxes, refined_boxes=refined_boxes, captions=captions,
                     visibilities=visibilities,
                     masks=None if masks is None else np.asarray(masks).T)
-    fig, ax = new_axes(ax, (12, 12))
+    fig, ax = new_axes(ax, (12, 12), path)
     colors = random_colors(n, seed=0)
     _setup_image_axes(ax, image, title)
     masked = _rgb(image)

@@ -7,17 +7,16 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from mrcnn.vis.figures import done, finish, new_axes, same_count
+from mrcnn.vis.figures import done, finish, new_axes, new_subplots, same_count
 
 
 def plot_precision_recall(AP: float, precisions: np.ndarray, recalls: np.ndarray,  # noqa: N803
                           path: str | None = None):
     """The precision-recall curve of one evaluation (from `compute_ap`). Returns the Axes."""
     same_count(precisions=precisions, recalls=recalls)
-    fig, ax = new_axes(None, (6, 6))
+    fig, ax = new_axes(None, (6, 6), path)
     ax.set_title(f"Precision-Recall Curve. AP@50 = {AP:.3f}")
     ax.set_ylim(0, 1.1)
     ax.set_xlim(0, 1.1)
@@ -47,8 +46,8 @@ def plot_overlaps(gt_class_ids: np.ndarray, pred_class_ids: np.ndarray,
     if overlaps.shape != (len(pred_class_ids), len(gt_class_ids)):
         raise ValueError(f"overlaps must have shape ({len(pred_class_ids)}, "
                          f"{len(gt_class_ids)}), got {overlaps.shape}")
-    fig, ax = new_axes(None, (12, 10))
-    ax.imshow(overlaps, interpolation="nearest", cmap=plt.cm.Blues, vmin=0, vmax=1)
+    fig, ax = new_axes(None, (12, 10), path)
+    ax.imshow(overlaps, interpolation="nearest", cmap="Blues", vmin=0, vmax=1)
     ax.set_yticks(np.arange(len(pred_class_ids)))
     ax.set_yticklabels([f"{class_names[int(c)]} ({s:.2f})"
                         for c, s in zip(pred_class_ids, pred_scores, strict=True)])
@@ -83,9 +82,12 @@ def display_table(table: Sequence[Sequence[Any]], path: str | None = None) -> st
     if path is not None:
         width = max(len(r) for r in rows)
         padded = [r + [""] * (width - len(r)) for r in rows]
-        fig, ax = plt.subplots(figsize=(2 + 2 * width, 0.5 + 0.3 * len(rows)))
+        fig, ax = new_subplots(1, 1, (2 + 2 * width, 0.5 + 0.3 * len(rows)), path)
         ax.axis("off")
-        cells = ax.table(cellText=padded[1:] or None, colLabels=padded[0], loc="center")
+        if len(padded) > 1:
+            cells = ax.table(cellText=padded[1:], colLabels=padded[0], loc="center")
+        else:  # a header alone: matplotlib needs cell text
+            cells = ax.table(cellText=padded, loc="center")
         cells.auto_set_font_size(False)
         cells.set_fontsize(8)
         finish(fig, path)
