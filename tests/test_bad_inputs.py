@@ -151,6 +151,17 @@ def test_coco_zero_byte_image_fails_at_load_time_and_is_skipped(tmp_path):
     assert "pyav" not in str(info.value)
 
 
+def test_coco_unreadable_image_file_fails_at_load_time(tmp_path):
+    json_path, image_dir = coco_files(tmp_path)
+    with open(f"{image_dir}/b.png", "w") as f:
+        f.write("not a png")
+    with pytest.raises(ValueError, match=r"image id 2: image file .*b.png' cannot be read"):
+        CocoDataset().load_coco(json_path, image_dir)
+    dataset = CocoDataset()
+    dataset.load_coco(json_path, image_dir, skip_invalid=True)
+    assert dataset.skipped == {"unreadable_image": 1} and len(dataset.image_info) == 1
+
+
 def write_gif(path, frames):
     images = [Image.fromarray(np.full((H, W, 3), 40 * (k + 1), np.uint8)) for k in range(frames)]
     images[0].save(path, save_all=frames > 1, append_images=images[1:])
