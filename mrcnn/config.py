@@ -7,9 +7,12 @@ matterport's Mask_RCNN:
         NAME = "shapes"
         NUM_CLASSES = 1 + 3
 
-Derived values (`BATCH_SIZE`, `IMAGE_SHAPE`, `IMAGE_META_SIZE`) are computed when the
-instance is created. `validate()` runs at construction and again when a model is built,
-so a value set on an instance after construction is still checked.
+Derived values (`BATCH_SIZE`, `IMAGE_SHAPE`, `IMAGE_META_SIZE`) are computed by `validate()`,
+which runs at construction and again when a model is built (`MaskRCNN.__init__`): a value set
+on an instance after construction is checked, and the derived values follow it. Derived values
+are not settings: assigning one directly is a ValueError at the next `validate()` (set the
+settings they come from instead). A string where a number belongs (`NUM_CLASSES = '4'`) is a
+ValueError naming the setting.
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ from mrcnn.structures.image_meta import meta_size
 
 BACKBONES = ("resnet50", "resnet101")
 MIXED_PRECISION_POLICIES = (None, "mixed_bfloat16", "mixed_float16")
+# Settings that derive from others (see `Config.derived_values`), and where they come from.
+DERIVED = {"BATCH_SIZE": "IMAGES_PER_GPU * GPU_COUNT",
+           "IMAGE_SHAPE": "IMAGE_MAX_DIM (IMAGE_MIN_DIM in 'crop' mode) and IMAGE_CHANNEL_COUNT",
+           "IMAGE_META_SIZE": "NUM_CLASSES"}
+# The base settings whose values are strings; every other base setting holds no string.
+STRING_SETTINGS = ("NAME", "BACKBONE", "IMAGE_RESIZE_MODE", "MIXED_PRECISION")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
               "mrcnn_bbox_loss", "mrcnn_mask_loss")
 
@@ -175,16 +184,45 @@ class Config:
     RANDOM_SEED: int | None = None
 
     def __init__(self) -> None:
-        """Compute the derived values and validate."""
-        self.BATCH_SIZE = self.IMAGES_PER_GPU * self.GPU_COUNT
-        if self.IMAGE_RESIZE_MODE == "crop":
-            self.IMAGE_SHAPE = np.array([self.IMAGE_MIN_DIM, self.IMAGE_MIN_DIM,
-                                         self.IMAGE_CHANNEL_COUNT])
-        else:
-            self.IMAGE_SHAPE = np.array([self.IMAGE_MAX_DIM, self.IMAGE_MAX_DIM,
-                                         self.IMAGE_CHANNEL_COUNT])
+        """Validate and compute the derived values."""
         self.validate()
-        self.IMAGE_META_SIZE = meta_size(self.NUM_CLASSES)
+
+    def derived_values(self) -> dict[str, Any]:
+        """{name: value} of BATCH_SIZE, IMAGE_SHAPE and IMAGE_META_SIZE from the settings."""
+        side = self.IMAGE_MIN_DIM if self.IMAGE_RESIZE_MODE == "crop" else self.IMAGE_MAX_DIM
+        return {"BATCH_SIZE": self.IMAGES_PER_GPU * self.GPU_COUNT,
+                "IMAGE_SHAPE": np.array([side, side, self.IMAGE_CHANNEL_COUNT]),
+                "IMAGE_META_SIZE": meta_size(self.NUM_CLASSES)}
+
+    def _update_derived(self) -> None:
+        """Recompute the derived values; refuse one that was assigned directly.
+
+        Raises:
+            ValueError: a derived value differs from the one the last `validate()` computed.
+        """
+        last = self.__dict__.get("_derived", {})
+        for name, value in self.derived_values().items():
+            if name in last and name in self.__dict__ \
+                    and not np.array_equal(self.__dict__[name], last[name]) \
+                    and not np.array_equal(self.__dict__[name], value):
+                checks.fail(f"Config {name}", self.__dict__[name],
+                            f"is derived from {DERIVED[name]} and cannot be set; change those "
+                            "settings instead")
+        self._derived = self.derived_values()
+        for name, value in self._derived.items():
+            setattr(self, name, value)
+
+    def _check_no_strings(self) -> None:
+        """Raise a ValueError naming a base setting that holds a string where none belongs."""
+        for name in dir(Config):
+            if not name.isupper() or name in STRING_SETTINGS or name in DERIVED:
+                continue
+            value = getattr(self, name)
+            items = value.values() if isinstance(value, dict) else (
+                value if isinstance(value, (list, tuple, np.ndarray)) else [value])
+            if any(isinstance(v, (str, np.str_)) for v in items):
+                checks.fail(f"Config {name}", value, "must hold numbers, not strings (write "
+                            f"{name} = 4, not {name} = '4')")
 
     # ------------------------------------------------------------------ introspection
     def to_dict(self) -> dict[str, Any]:
@@ -234,16 +272,19 @@ class Config:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Check that the settings can work together.
+        """Check that the settings can work together, then recompute the derived values.
 
         Raises:
-            ValueError: naming the first setting that cannot work and its value.
+            ValueError: naming the first setting that cannot work and its value (a string
+                where a number belongs, a derived value assigned directly, ...).
         """
         def fail(field: str, value: Any, why: str) -> None:
             checks.fail(f"Config {field}", value, why)
 
         def setting(field: str) -> tuple[str, Any]:
             return f"Config {field}", getattr(self, field)
+
+        self._check_no_strings()
 
         positive = ("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "NUM_CLASSES",
                     "FPN_CLASSIF_FC_LAYERS_SIZE", "TOP_DOWN_PYRAMID_SIZE", "RPN_ANCHOR_STRIDE",
@@ -257,11 +298,18 @@ class Config:
         checks.check_one_of(*setting("IMAGE_RESIZE_MODE"), RESIZE_MODES)
         if self.IMAGE_MIN_DIM is not None:
             checks.check_int(*setting("IMAGE_MIN_DIM"), minimum=0)
-        if self.IMAGE_RESIZE_MODE in ("square", "pad64") and self.IMAGE_MAX_DIM % 64:
+        if self.IMAGE_RESIZE_MODE == "square" and self.IMAGE_MAX_DIM % 64:
+            lower = self.IMAGE_MAX_DIM // 64 * 64
+            advice = f"{lower} or {lower + 64}" if lower else "64"
             fail("IMAGE_MAX_DIM", self.IMAGE_MAX_DIM,
-                 f"must be divisible by 64 (2**6) in '{self.IMAGE_RESIZE_MODE}' mode, so the "
-                 "feature maps up and down the pyramid line up; try "
-                 f"{max(64, int(round(self.IMAGE_MAX_DIM / 64)) * 64)}")
+                 "must be divisible by 64 (2**6) in 'square' mode (it is the input's side), so "
+                 f"the feature maps up and down the pyramid line up; try {advice}")
+        if self.IMAGE_RESIZE_MODE == "pad64" and self.IMAGE_MIN_DIM and self.IMAGE_MIN_DIM % 64:
+            lower = self.IMAGE_MIN_DIM // 64 * 64
+            advice = f"{lower} or {lower + 64}" if lower else "64"
+            fail("IMAGE_MIN_DIM", self.IMAGE_MIN_DIM,
+                 "must be a multiple of 64 in 'pad64' mode (IMAGE_MAX_DIM is not used there); "
+                 f"try {advice}, or 0/None for no upscaling")
         if self.IMAGE_RESIZE_MODE == "crop" and (not self.IMAGE_MIN_DIM or self.IMAGE_MIN_DIM % 64):
             fail("IMAGE_MIN_DIM", self.IMAGE_MIN_DIM,
                  "must be a positive multiple of 64 in 'crop' mode (it is the crop size)")
@@ -316,3 +364,4 @@ class Config:
             fail("LEARNING_RATE", self.LEARNING_RATE, "must be > 0")
         if self.WEIGHT_DECAY < 0:
             fail("WEIGHT_DECAY", self.WEIGHT_DECAY, "must be >= 0")
+        self._update_derived()

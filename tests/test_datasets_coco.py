@@ -478,7 +478,10 @@ def test_bad_class_ids_class_map_and_image_size(tmp_path):
     def wrong_size(data):
         data["images"][2]["width"] = W + 2
 
-    dataset, _ = load(tmp_path, edit=wrong_size)
+    with pytest.raises(ValueError, match=f"image id 11: image file .* is {W}x{H} but the JSON "
+                                         f"says {W + 2}x{H}"):
+        load(tmp_path, edit=wrong_size)  # read from the file header at load time (issue 11)
+    dataset, _ = load(tmp_path, edit=wrong_size, check_files=False)
     with pytest.raises(ValueError, match=f"the file is {W}x{H} but the annotations say "
                                          f"{W + 2}x{H}"):
         dataset.load_image(index_of(dataset, 11))

@@ -17,6 +17,10 @@ Image conversion rules of the base `load_image` (mrcnn), applied in this order:
    repeated to RGB; an alpha channel is dropped; RGB becomes grayscale with skimage's
    luminance weights (0.2125 R + 0.7154 G + 0.0721 B) when `channels == 1`. Anything else
    (say RGB to 4 channels) is a ValueError: override `load_image` for RGB-D and the like.
+
+Checks shared with `detect()` (mrcnn, see `check_pixels` and `check_image_size`): NaN or
+infinite pixels, non-numeric dtypes, images with a side under MIN_IMAGE_SIDE pixels, empty
+(zero-byte) files and animated images (more than one frame) are ValueErrors naming the image.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ logger = logging.getLogger(__name__)
 # skimage.color.rgb2gray's luminance weights (ITU-R BT.709).
 _LUMINANCE = np.array([0.2125, 0.7154, 0.0721])
 
+# Smallest accepted image side in pixels. A 1-pixel side has nothing to interpolate: a 1x400
+# image would be stretched to a 3-pixel strip of a 1024x1024 input (scale 2.56), a 1x1 image
+# to an 800x800 flat square (scale 800).
+MIN_IMAGE_SIDE = 2
+
 
 class UnknownClassError(ValueError, KeyError):
     """A (source, class id) pair that was never registered with `add_class`.
@@ -44,9 +53,42 @@ class UnknownClassError(ValueError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Convert an image of any numeric dtype to uint8 with the depth rule in the module doc."""
+def check_pixels(image: np.ndarray, where: str = "image") -> np.ndarray:
+    """`image` as an array, when its dtype is numeric (or bool) and every pixel is finite.
+
+    Raises:
+        ValueError: a non-numeric dtype (object, string, complex), or NaN or infinite pixels,
+            naming `where`, the dtype, the shape and the count of bad values.
+    """
     image = np.asarray(image)
+    if not (image.dtype == np.bool_ or np.issubdtype(image.dtype, np.integer)
+            or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"{where}: pixels must be numbers (uint8, uint16, float or bool), got "
+                        f"dtype {image.dtype}")
+    if np.issubdtype(image.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        if bad:
+            raise ValueError(f"{where}: {bad} of {image.size} pixel values are NaN or infinite "
+                             f"(shape {image.shape}, dtype {image.dtype}); replace them "
+                             "(e.g. np.nan_to_num) before use")
+    return image
+
+
+def check_image_size(image: np.ndarray, where: str = "image") -> None:
+    """Raise a ValueError naming `where` when the image's height or width is under
+    MIN_IMAGE_SIDE pixels."""
+    if image.ndim < 2 or min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        raise ValueError(f"{where}: shape {image.shape} is too small: height and width must be "
+                         f"at least {MIN_IMAGE_SIDE} pixels")
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Convert an image of any numeric dtype to uint8 with the depth rule in the module doc.
+
+    Raises:
+        ValueError: see `check_pixels`.
+    """
+    image = check_pixels(image)
     if image.dtype == np.uint8:
         return image
     if image.dtype == np.bool_:
@@ -61,7 +103,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     if np.issubdtype(image.dtype, np.floating):
         if image.size and np.nanmin(image) >= 0 and np.nanmax(image) <= 1:
             image = image * 255.0
-        return np.clip(np.rint(np.nan_to_num(image)), 0, 255).astype(np.uint8)
+        return np.clip(np.rint(image), 0, 255).astype(np.uint8)
     raise ValueError(f"cannot convert an image of dtype {image.dtype} to uint8")
 
 
@@ -221,8 +263,10 @@ class Dataset:
 
         Raises:
             FileNotFoundError: the file does not exist.
-            ValueError: no path is registered, the file cannot be decoded, or its shape or
-                channels cannot be converted; the message names the image id and path.
+            ValueError: no path is registered, the file is empty (0 bytes), cannot be decoded,
+                is animated, is smaller than MIN_IMAGE_SIDE, has NaN or infinite pixels, or
+                its shape or channels cannot be converted; the message names the image id
+                and path.
         """
         import skimage.io  # deferred: skimage.io pulls in imageio and plugins
 
@@ -232,16 +276,25 @@ class Dataset:
                              "load_image for images that are not files")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{self._describe(image_id)}: file not found")
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"{self._describe(image_id)}: the file is empty (0 bytes)")
         try:
             image = skimage.io.imread(path)
         except Exception as err:  # decoders raise OSError, ValueError, SyntaxError, ...
             raise ValueError(f"{self._describe(image_id)}: cannot decode the image file "
                              f"({type(err).__name__}: {err})") from err
         image = np.asarray(image)
+        if image.ndim == 4 and image.shape[0] == 1:  # a single-frame GIF reads as [1, H, W, C]
+            image = image[0]
+        if image.ndim == 4:
+            raise ValueError(f"{self._describe(image_id)}: the file is animated "
+                             f"({image.shape[0]} frames of {image.shape[1:]}); save the frame "
+                             "to use as a still image")
         if image.ndim not in (2, 3) or image.size == 0:
             raise ValueError(f"{self._describe(image_id)}: expected a single 2-D image, got "
                              f"an array of shape {image.shape}")
         try:
+            check_image_size(image, "the decoded image")
             return convert_channels(to_uint8(image), getattr(self, "channels", 3))
         except ValueError as err:
             raise ValueError(f"{self._describe(image_id)}: {err}") from err

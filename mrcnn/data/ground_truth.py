@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mrcnn.data.augment import augment as apply_augmentation
+from mrcnn.data.dataset import check_pixels
 from mrcnn.structures.boxes import extract_bboxes
 from mrcnn.structures.image import resize_image
 from mrcnn.structures.image_meta import compose_image_meta
@@ -29,10 +30,36 @@ def describe_image(dataset: Any, image_id: int) -> str:
     return f"image {image_id} (path {info.get('path')!r})"
 
 
+def check_mask_values(mask: np.ndarray, where: str) -> np.ndarray:
+    """Masks as returned by `load_mask`, when their values are unambiguous.
+
+    bool and integer masks are kept (non-zero is inside, matterport's rule). Float masks must
+    hold only 0 and 1: a soft or noisy mask (say 0.01 in the background) would otherwise turn
+    every pixel into the instance and its box into the whole image.
+
+    Raises:
+        ValueError: naming `where`, for a non-numeric dtype or a float mask with values other
+            than 0 and 1 (the message gives the first such value and the instance).
+    """
+    if mask.dtype == np.bool_ or np.issubdtype(mask.dtype, np.integer):
+        return mask
+    if not np.issubdtype(mask.dtype, np.floating):
+        raise ValueError(f"{where}: load_mask returned masks of dtype {mask.dtype}; expected bool")
+    bad = (mask != 0) & (mask != 1)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        instance = f", instance {index[2]}" if len(index) == 3 else ""
+        raise ValueError(f"{where}: load_mask returned {mask.dtype} masks with values other than "
+                         f"0 and 1 (e.g. {mask[index]!r} at {index[:2]}{instance}; "
+                         f"{int(bad.sum())} such pixels); return bool masks, e.g. mask > 0.5")
+    return mask
+
+
 def _checked_image_and_mask(dataset: Any, config: Any, image_id: int
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Load an image and its masks and check that they fit together and the config."""
     image = np.asarray(dataset.load_image(image_id))
+    check_pixels(image, f"{describe_image(dataset, image_id)}: load_image")
     if image.ndim == 2 and config.IMAGE_CHANNEL_COUNT == 1:
         image = image[..., np.newaxis]
     if image.ndim != 3 or image.shape[2] != config.IMAGE_CHANNEL_COUNT:
@@ -41,7 +68,12 @@ def _checked_image_and_mask(dataset: Any, config: Any, image_id: int
                          f"expected [height, width, {config.IMAGE_CHANNEL_COUNT}] "
                          f"(IMAGE_CHANNEL_COUNT={config.IMAGE_CHANNEL_COUNT})")
     mask, class_ids = dataset.load_mask(image_id)
-    mask = np.asarray(mask)
+    if mask is None or class_ids is None:
+        raise ValueError(f"{describe_image(dataset, image_id)}: load_mask returned "
+                         f"{'masks' if mask is None else 'class_ids'}=None; return "
+                         "([height, width, instances] bool masks, [instances] int32 class ids)"
+                         " (zero instances: np.zeros([h, w, 0], bool), np.zeros([0], np.int32))")
+    mask = check_mask_values(np.asarray(mask), describe_image(dataset, image_id))
     class_ids = np.asarray(class_ids).reshape(-1)
     if mask.ndim == 3 and mask.shape[2] == 0:  # no instances: any empty shape will do
         mask = np.zeros(image.shape[:2] + (0,), dtype=bool)
@@ -99,8 +131,9 @@ def load_image_gt(dataset: Any, config: Any, image_id: int, augment: bool = Fals
 
     Raises:
         ValueError: naming the image id and path, when the image has the wrong number of
-            channels, the masks are not the image's size, masks and class ids differ in
-            number, a class id is not in the dataset, or augmentation changed the image size.
+            channels or NaN/infinite pixels, `load_mask` returned None, float masks with values
+            other than 0 and 1, masks not of the image's size, masks and class ids differing
+            in number, a class id not in the dataset, or augmentation changed the image size.
     """
     global _warned_augment_flag
     rng = np.random.default_rng(rng)

@@ -4,6 +4,16 @@ Images of different sizes can be detected in one call: each is resized and molde
 own, then all are padded with black (molded: -MEAN_PIXEL, as resize_image's own padding and
 the training generator) to the largest height and width in the batch. The image meta records
 the padded shape, so normalized coordinates stay consistent with the input tensor.
+
+Input checks (`prepare_images`), consistent with `Dataset.load_image` on the training side:
+a list (or a [N, H, W, C] array) of images is required, and a single [H, W, C] array is a
+TypeError that says to pass `[image]`. Each image must be [H, W, IMAGE_CHANNEL_COUNT] (or
+[H, W] with one channel), at least MIN_IMAGE_SIDE pixels high and wide, numeric, and free of
+NaN and infinite values; otherwise a ValueError names the image's index, shape and dtype.
+Pixel values are converted as `load_image` converts them, with a warning naming the image:
+floats whose values all lie in [0, 1] are scaled by 255; floats outside [0, 255] are clipped;
+uint16, bool and other integer images are brought to uint8 by `to_uint8` (uint16 / 257, bool
+0/255). uint8 images and floats in [0, 255] (with some value above 1) are used as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from mrcnn.data.dataset import check_image_size, check_pixels, to_uint8
 from mrcnn.structures.anchors import anchors_for_config
 from mrcnn.structures.boxes import denorm_boxes, norm_boxes
 from mrcnn.structures.image import mold_image, resize_image
@@ -25,22 +36,63 @@ logger = logging.getLogger(__name__)
 
 
 def check_images(images: Sequence[np.ndarray], channels: int) -> None:
-    """Raise a clear error for an empty list or images of the wrong rank or channel count.
+    """Raise a clear error for an empty list or images of the wrong rank, channel count or size.
 
     Raises:
+        TypeError: `images` is one [H, W, C] (or [H, W]) array instead of a list of images.
         ValueError: naming the index and shape of the first bad image.
     """
+    if isinstance(images, np.ndarray) and (
+            images.ndim == 2 or (images.ndim == 3 and images.shape[-1] == channels)):
+        raise TypeError(f"detect() takes a list of images, got one array of shape "
+                        f"{images.shape}; pass [image]")
     if images is None or len(images) == 0:
         raise ValueError("detect() needs a non-empty list of images")
     for i, image in enumerate(images):
         image = np.asarray(image)
-        if image.ndim == 2 and channels == 1:
-            continue
-        if image.ndim != 3 or image.shape[-1] != channels:
+        if not (image.ndim == 2 and channels == 1) and (
+                image.ndim != 3 or image.shape[-1] != channels):
             raise ValueError(f"image {i} has shape {image.shape}; expected [height, width, "
                              f"{channels}] (IMAGE_CHANNEL_COUNT={channels})")
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise ValueError(f"image {i} is empty: shape {image.shape}")
+        check_image_size(image, f"image {i}")
+
+
+def prepare_image(image: np.ndarray, index: int) -> np.ndarray:
+    """One image's pixels brought to the network's [0, 255] range (rules in the module doc).
+
+    Args:
+        image: [H, W(, C)] array of any numeric dtype.
+        index: its position in the list, for messages.
+
+    Returns:
+        The image, unchanged when it is uint8 or a float in [0, 255], else converted.
+
+    Raises:
+        ValueError: a non-numeric dtype or NaN/infinite pixels, naming the index.
+    """
+    where = f"image {index} (shape {image.shape}, dtype {image.dtype})"
+    image = check_pixels(image, where)
+    if image.dtype == np.uint8 or image.size == 0:
+        return image
+    low, high = float(image.min()), float(image.max())
+    if np.issubdtype(image.dtype, np.floating):
+        if high <= 1 and low >= 0:
+            logger.warning("%s: values in [%g, %g] look like [0, 1]; scaled by 255 (as "
+                           "Dataset.load_image does); pass uint8 images to avoid this", where,
+                           low, high)
+            return image * 255.0
+        if low < 0 or high > 255:
+            logger.warning("%s: values in [%g, %g] clipped to [0, 255] (as "
+                           "Dataset.load_image does)", where, low, high)
+            return np.clip(image, 0, 255)
+        return image
+    converted = to_uint8(image)
+    if image.dtype == np.bool_ or high > 255 or low < 0:
+        logger.warning("%s: converted to uint8 as Dataset.load_image does (uint16 / 257, bool "
+                       "0/255, other integers scaled from their type's range)", where)
+    return converted
 
 
 def mold_inputs(images: Sequence[np.ndarray], config: Any
@@ -55,11 +107,14 @@ def mold_inputs(images: Sequence[np.ndarray], config: Any
         molded_images: [N, h, w, C] float32, mean-subtracted, padded to a common size.
         image_metas: [N, IMAGE_META_SIZE] float32.
         windows: [N, (y1, x1, y2, x2)] int32, the image inside each padded input (pixels).
+
+    Raises:
+        TypeError, ValueError: bad images, see `check_images` and `prepare_image`.
     """
     check_images(images, config.IMAGE_CHANNEL_COUNT)
     molded, windows, metas = [], [], []
-    for image in images:
-        image = np.asarray(image)
+    for i, image in enumerate(images):
+        image = prepare_image(np.asarray(image), i)
         if image.ndim == 2:
             image = image[..., np.newaxis]
         resized, window, scale, _, _ = resize_image(

@@ -35,6 +35,40 @@ class UsageError(ValueError):
     """A user error: bad options, missing files, bad data. The command exits with status 2."""
 
 
+_PYTHON_ADVICE = (
+    # (library advice, what to type on the command line instead)
+    (re.compile(r"pass skip_invalid=True"), lambda m: "add --skip-invalid"),
+    (re.compile(r"Pass exclude=(\[[^\]]*\]) to leave these layers alone, skip_mismatch=True "
+                r"to skip them, or reshape=True when only the shape \(not the size\) "
+                r"differs\."),
+     lambda m: f"Add --exclude {_names(m.group(1))} to leave these layers alone."),
+    (re.compile(r"exclude=(\[[^\]]*\])"), lambda m: f"--exclude {_names(m.group(1))}"),
+)
+
+
+def _names(python_list: str) -> str:
+    """"['a', 'b']" -> "a,b" (the --exclude syntax)."""
+    try:
+        return ",".join(str(n) for n in ast.literal_eval(python_list))
+    except (ValueError, SyntaxError):
+        return python_list
+
+
+def for_command_line(err: Exception) -> Exception:
+    """`err` with library advice (`skip_invalid=True`, `exclude=[...]`) rewritten as the
+    command-line flags that do the same (`--skip-invalid`, `--exclude a,b`).
+
+    Returns:
+        A FileNotFoundError for a FileNotFoundError, else a UsageError, chained to `err` by the
+        caller (`raise for_command_line(err) from err`).
+    """
+    message = str(err)
+    for pattern, replace in _PYTHON_ADVICE:
+        message = pattern.sub(replace, message)
+    return FileNotFoundError(message) if isinstance(err, FileNotFoundError) else \
+        UsageError(message)
+
+
 # ---------------------------------------------------------------------------- configs
 def _import_module(spec: str, module_name: str) -> Any:
     if module_name.endswith(".py"):
@@ -143,8 +177,11 @@ def _load_coco(annotation_json: str, image_dir: str | None, what: str,
     if not image_dir:
         raise UsageError(f"--{what} needs --{what}-images (the folder of its images)")
     dataset = CocoDataset()
-    coco = dataset.load_coco(annotation_json, image_dir, return_coco=True,
-                             skip_invalid=skip_invalid)
+    try:
+        coco = dataset.load_coco(annotation_json, image_dir, return_coco=True,
+                                 skip_invalid=skip_invalid)
+    except (ValueError, FileNotFoundError) as err:
+        raise for_command_line(err) from err
     dataset.prepare()
     return dataset, coco
 
@@ -153,8 +190,11 @@ def _load_via(args: argparse.Namespace, subset: str) -> Any:
     from mrcnn.data.formats.via import ViaDataset
 
     dataset = ViaDataset()
-    dataset.load_via(args.dataset, subset, class_name=args.class_name,
-                     class_attribute=args.class_attribute, skip_invalid=args.skip_invalid)
+    try:
+        dataset.load_via(args.dataset, subset, class_name=args.class_name,
+                         class_attribute=args.class_attribute, skip_invalid=args.skip_invalid)
+    except (ValueError, FileNotFoundError) as err:
+        raise for_command_line(err) from err
     dataset.prepare()
     return dataset
 

@@ -19,6 +19,7 @@ from mrcnn.engine import runs
 from mrcnn.tools.common import (
     classes_from_dataset,
     config_name,
+    for_command_line,
     load_config_class,
     make_config,
     parse_settings,
@@ -104,7 +105,10 @@ def load_weights(model: Any, weights: str, path: str | None,
         return
     patterns = runs.exclude_for(weights, exclude, model.config.NUM_CLASSES)
     logger.info("Loading weights %s", path)
-    model.load_weights(path, by_name=True, exclude=patterns)
+    try:
+        model.load_weights(path, by_name=True, exclude=patterns)
+    except ValueError as err:  # its advice names Python arguments: name the flags instead
+        raise for_command_line(err) from err
 
 
 def inference_model(args: argparse.Namespace, dataset: Any) -> tuple[Any, Any]:

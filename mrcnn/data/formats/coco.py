@@ -10,7 +10,12 @@ id, as in matterport's sample: the training code uses them only to discard ancho
 Bad input is a ValueError (FileNotFoundError for a missing file) naming the file, the image id
 and the annotation id, unless `skip_invalid=True`: then the item is skipped, logged, and counted
 in `dataset.skipped` (a Counter keyed by reason). Polygons that stick out of the image are
-clipped to it when rasterized (counted in `dataset.clipped`).
+clipped to it when rasterized (counted in `dataset.clipped`). Checked at load time: image
+files (empty, unreadable, animated, or a width/height other than the JSON's, read from the
+file header), `bbox` (4 finite numbers, positive width and height, touching the image),
+`area`, and annotation ids (a repeated id is skipped after its first use: pycocotools indexes
+annotations by id, so a second one would replace the first on its image). Repeated image ids
+or ids mixing integers and strings are always a ValueError.
 
 Scoring detections with COCOeval lives in `mrcnn.evaluation.coco`.
 """
@@ -71,11 +76,11 @@ def check_segmentation(segmentation: Any, height: int, width: int, where: str) -
     if isinstance(segmentation, dict):
         size = segmentation.get("size")
         counts = segmentation.get("counts")
-        if not isinstance(size, (list, tuple)) or [int(v) for v in size] != [height, width]:
+        if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
             raise InvalidAnnotation("bad_rle", f"{where}: RLE size {size!r} does not match "
                                     f"the image's [height, width] = [{height}, {width}]")
         if isinstance(counts, list):
-            if any(not isinstance(c, int) or c < 0 for c in counts) \
+            if any(not _is_id(c) or isinstance(c, str) or c < 0 for c in counts) \
                     or sum(counts) != height * width:
                 raise InvalidAnnotation("bad_rle", f"{where}: uncompressed RLE counts must be "
                                         f"non-negative integers summing to {height * width}")
@@ -114,13 +119,70 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
     return mask_utils.decode(rle)
 
 
+def _is_id(value: Any) -> bool:
+    """True for a usable COCO id: an int (not a bool) or a string."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def check_image_file(path: str, height: int, width: int, where: str) -> None:
+    """Check an image file's header against the JSON's size without decoding the pixels.
+
+    Raises:
+        InvalidAnnotation: kinds "empty_image_file" (0 bytes), "unreadable_image" (not an
+            image Pillow can open), "animated_image" (more than one frame), "size_mismatch"
+            (the file's width x height differ from the JSON's).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if os.path.getsize(path) == 0:
+        raise InvalidAnnotation("empty_image_file", f"{where}: image file {path!r} is empty "
+                                "(0 bytes)")
+    try:
+        with Image.open(path) as image:
+            size, frames = image.size, getattr(image, "n_frames", 1)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise InvalidAnnotation("unreadable_image", f"{where}: image file {path!r} cannot be "
+                                f"read ({type(err).__name__}: {err})") from err
+    if frames > 1:
+        raise InvalidAnnotation("animated_image", f"{where}: image file {path!r} is animated "
+                                f"({frames} frames); save the frame to use as a still image")
+    if tuple(size) != (width, height):
+        raise InvalidAnnotation("size_mismatch", f"{where}: image file {path!r} is "
+                                f"{size[0]}x{size[1]} but the JSON says {width}x{height} "
+                                "(width x height)")
+
+
+def check_bbox(bbox: Any, height: int, width: int, where: str) -> None:
+    """Check a COCO `bbox` [x, y, width, height] (pixels) against its image.
+
+    Raises:
+        InvalidAnnotation: kind "bad_bbox": not 4 finite numbers, a negative width or height,
+            or a box entirely outside the image. A [x, y, 0, 0] box is accepted: it goes with
+            an empty mask, which `load_mask` skips.
+    """
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in bbox):
+        raise InvalidAnnotation("bad_bbox", f"{where}: 'bbox' must be 4 finite numbers "
+                                f"[x, y, width, height], got {bbox!r:.80}")
+    x, y, w, h = bbox
+    if w < 0 or h < 0:
+        raise InvalidAnnotation("bad_bbox", f"{where}: 'bbox' {list(bbox)} has a negative "
+                                "width or height (COCO boxes are [x, y, width, height])")
+    if x > width or y > height or x + w < 0 or y + h < 0:
+        raise InvalidAnnotation("bad_bbox", f"{where}: 'bbox' {list(bbox)} lies entirely "
+                                f"outside the {width}x{height} image")
+
+
 class CocoDataset(Dataset):
     """A dataset read from COCO-format instance annotations (see the module doc).
 
     Attributes:
-        skipped: Counter of skipped items by reason ("missing_image_file", "unknown_image",
-            "unknown_category", "bad_polygon", "bad_rle", "outside_image",
-            "missing_segmentation", "empty_mask"); only skip_invalid=True skips, except
+        skipped: Counter of skipped items by reason ("bad_image", "missing_image_file",
+            "empty_image_file", "unreadable_image", "animated_image", "size_mismatch",
+            "bad_annotation", "duplicate_annotation_id", "unknown_image", "unknown_category",
+            "bad_polygon", "bad_rle", "outside_image", "missing_segmentation", "bad_bbox",
+            "bad_area", "empty_mask"); only skip_invalid=True skips, except
             "empty_mask" (a mask with no pixel after decoding is always skipped, as matterport).
         clipped: number of annotations whose polygons were clipped to the image.
         coco: the pycocotools COCO object of the last `load_coco` call.
@@ -142,7 +204,7 @@ class CocoDataset(Dataset):
     def load_coco(self, annotation_json: str, image_dir: str,
                   class_ids: Sequence[int] | None = None, class_map: dict | None = None,
                   return_coco: bool = False, limit: int | None = None,
-                  skip_invalid: bool = False) -> COCO | None:
+                  skip_invalid: bool = False, check_files: bool = True) -> COCO | None:
         """Register the images and classes of a COCO instances file.
 
         Args:
@@ -156,6 +218,9 @@ class CocoDataset(Dataset):
             return_coco: return the pycocotools COCO object.
             limit: load at most this many images (in ascending COCO image id order).
             skip_invalid: skip (log and count) bad images and annotations instead of raising.
+            check_files: (mrcnn) read each image file's header at load time (empty,
+                unreadable, animated, size other than the JSON's); False leaves these checks
+                to `load_image` (faster start on a very large set).
 
         Returns:
             The COCO object if `return_coco`, else None.
@@ -184,7 +249,7 @@ class CocoDataset(Dataset):
             raise ValueError(f"{name}: class_map keys {sorted(class_map)} include ids that are "
                              f"not categories; known: {sorted(categories)}")
 
-        images = self._check_images(data, name, image_dir, skip_invalid)
+        images = self._check_images(data, name, image_dir, skip_invalid, check_files)
         self._check_annotations(data, name, images, categories, skip_invalid)
         coco = COCO()
         coco.dataset = data
@@ -220,9 +285,26 @@ class CocoDataset(Dataset):
         self.coco = coco
         return coco if return_coco else None
 
-    def _check_images(self, data: dict, name: str, image_dir: str,
-                      skip_invalid: bool) -> dict[int, str]:
-        """Check the image entries; returns {image id: path} of the usable ones."""
+    def _check_images(self, data: dict, name: str, image_dir: str, skip_invalid: bool,
+                      check_files: bool = True) -> dict[int, str]:
+        """Check the image entries and files; returns {image id: path} of the usable ones.
+
+        Raises:
+            ValueError: duplicate image ids, or ids of mixed types (never skipped: the
+                annotations of such ids cannot be attributed to one image).
+        """
+        ids = [e["id"] for e in data["images"] if isinstance(e, dict) and _is_id(e.get("id"))]
+        seen: set = set()
+        for image_id in ids:
+            if image_id in seen:
+                raise ValueError(f"{name}: image id {image_id!r} appears more than once in "
+                                 "'images'; image ids must be unique")
+            seen.add(image_id)
+        if len({type(i) for i in ids}) > 1:
+            first_int = next(i for i in ids if isinstance(i, int))
+            first_str = next(i for i in ids if isinstance(i, str))
+            raise ValueError(f"{name}: image ids mix integers and strings (e.g. {first_int!r} "
+                             f"and {first_str!r}); use one type (COCO uses integers)")
         paths = {}
         for entry in data["images"]:
             try:
@@ -230,8 +312,12 @@ class CocoDataset(Dataset):
                     raise InvalidAnnotation("bad_image", f"{name}: image entry {entry!r:.80} "
                                             "has no 'id'")
                 where = f"{name}: image id {entry['id']!r}"
+                if not _is_id(entry["id"]):
+                    raise InvalidAnnotation("bad_image", f"{where}: the id must be an integer "
+                                            "or a string")
                 for key in ("width", "height"):
-                    if not isinstance(entry.get(key), int) or entry[key] <= 0:
+                    if isinstance(entry.get(key), bool) or not isinstance(entry.get(key), int) \
+                            or entry[key] <= 0:
                         raise InvalidAnnotation("bad_image", f"{where}: {key!r} must be a "
                                                 f"positive integer, got {entry.get(key)!r}")
                 if not entry.get("file_name"):
@@ -243,6 +329,8 @@ class CocoDataset(Dataset):
                                                 "skip_invalid=True to skip missing images)")
                     raise InvalidAnnotation("missing_image_file",
                                             f"{where}: image file {path!r} not found")
+                if check_files:
+                    check_image_file(path, entry["height"], entry["width"], where)
             except InvalidAnnotation as err:
                 self._skip(err, skip_invalid)
                 continue
@@ -252,10 +340,11 @@ class CocoDataset(Dataset):
     def _check_annotations(self, data: dict, name: str, images: dict[int, str],
                            categories: dict[int, str], skip_invalid: bool) -> None:
         """Check every annotation; drop skipped ones and fill missing iscrowd, area and bbox."""
-        known = {e["id"] for e in data["images"] if isinstance(e, dict) and "id" in e}
+        known = {e["id"] for e in data["images"] if isinstance(e, dict) and _is_id(e.get("id"))}
         sizes = {e["id"]: (e["height"], e["width"]) for e in data["images"]
-                 if isinstance(e, dict) and e.get("id") in images}
+                 if isinstance(e, dict) and _is_id(e.get("id")) and e["id"] in images}
         kept = []
+        ann_ids: dict = {}  # annotation id -> image id of its first (kept) occurrence
         for ann in data["annotations"]:
             ann_id = ann.get("id") if isinstance(ann, dict) else None
             image_id = ann.get("image_id") if isinstance(ann, dict) else None
@@ -264,12 +353,20 @@ class CocoDataset(Dataset):
                 if not isinstance(ann, dict) or ann_id is None:
                     raise InvalidAnnotation("bad_annotation", f"{where}: not an object with "
                                             "an 'id'")
-                if image_id not in known:
+                if not _is_id(ann_id):
+                    raise InvalidAnnotation("bad_annotation", f"{where}: the id must be an "
+                                            "integer or a string")
+                if ann_id in ann_ids:
+                    raise InvalidAnnotation("duplicate_annotation_id", f"{where}: annotation "
+                                            f"id {ann_id!r} is already used (image id "
+                                            f"{ann_ids[ann_id]!r}); annotation ids must be "
+                                            "unique")
+                if not _is_id(image_id) or image_id not in known:
                     raise InvalidAnnotation("unknown_image", f"{where}: image id {image_id!r} "
                                             "is not in 'images'")
                 if image_id not in images:
                     continue  # its image was skipped: dropped with it, not counted again
-                if ann.get("category_id") not in categories:
+                if not _is_id(ann.get("category_id")) or ann["category_id"] not in categories:
                     raise InvalidAnnotation("unknown_category", f"{where}: category id "
                                             f"{ann.get('category_id')!r} is not in "
                                             f"'categories' {sorted(categories)}")
@@ -278,6 +375,13 @@ class CocoDataset(Dataset):
                                             "'segmentation'")
                 height, width = sizes[image_id]
                 self.clipped += check_segmentation(ann["segmentation"], height, width, where)
+                if "bbox" in ann:
+                    check_bbox(ann["bbox"], height, width, where)
+                if "area" in ann and (isinstance(ann["area"], bool) or not isinstance(
+                        ann["area"], (int, float)) or not ann["area"] >= 0
+                        or not math.isfinite(ann["area"])):
+                    raise InvalidAnnotation("bad_area", f"{where}: 'area' must be a finite "
+                                            f"number >= 0, got {ann['area']!r}")
             except InvalidAnnotation as err:
                 self._skip(err, skip_invalid)
                 continue
@@ -287,6 +391,7 @@ class CocoDataset(Dataset):
                     decode_segmentation(ann["segmentation"], height, width)))
                 ann.setdefault("area", float(mask_utils.area(rle)))
                 ann.setdefault("bbox", [float(v) for v in mask_utils.toBbox(rle)])
+            ann_ids[ann_id] = image_id
             kept.append(ann)
         data["annotations"] = kept
 
