@@ -174,10 +174,9 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
         else:
             label = class_names[class_ids[i]] if class_ids[i] < len(class_names) else "?"
             caption = f"{label} {scores[i]:.3f}" if scores is not None else label
-        if caption:
-            x, y = place_label(caption, x1, y1, image.shape[:2], placed)
-            ax.text(x, y, caption, color="w", size=9, verticalalignment="top",
-                    bbox={"facecolor": color, "alpha": 0.6, "pad": 1, "edgecolor": "none"})
+        x, y = place_label(caption, x1, y1, image.shape[:2], placed) if caption else (x1, y1)
+        ax.text(x, y, caption, color="w", size=9, verticalalignment="top",
+                bbox={"facecolor": color, "alpha": 0.6, "pad": 1, "edgecolor": "none"})
         if show_mask:
             masked = apply_mask(masked, masks[:, :, i], color)
         # Pad so that masks touching the border still give closed contours.
