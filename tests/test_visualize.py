@@ -373,7 +373,7 @@ def test_a_notebook_backend_survives_drawing_to_files(tmp_path):
 
 # ---------------------------------------------------------------------------- labels, PR plot
 def test_labels_stay_inside_the_image_and_do_not_overlap():
-    from mrcnn.vis.drawing import place_label
+    from mrcnn.vis.labels import place_label
 
     placed = []
     # Three boxes at the same corner near the right edge: captions stack downwards.

@@ -34,6 +34,7 @@ from mrcnn.vis.figures import (  # noqa: F401  (figure_to_array was public here)
     same_count,
     show,
 )
+from mrcnn.vis.labels import LABEL_SIZE, char_size_of, place_label
 from mrcnn.vis.stats import (  # noqa: F401  (drawing.display_table etc. were public here)
     display_table,
     display_weight_stats,
@@ -89,46 +90,6 @@ def _setup_image_axes(ax, image: np.ndarray, title: str) -> None:
     ax.set_title(title)
 
 
-def place_label(text: str, x: float, y: float, image_shape: tuple,
-                placed: list[tuple[float, float, float, float]],
-                char_size: float | None = None) -> tuple[float, float]:
-    """Where to put a caption at a box's top-left corner so that it stays inside the image
-    and clears the captions already placed (which it joins).
-
-    The caption's size is estimated from its length (`char_size` pixels per character
-    across and a line high; default 1/40 of the larger image side, at least 6): it is shifted
-    left to end inside the image, and down, one line at a time, past every placed caption it
-    would overlap, but not below the image (then it stays where it overlaps least).
-
-    Args:
-        text: the caption.
-        x, y: the box's top-left corner (pixels).
-        image_shape: (height, width).
-        placed: [(x1, y1, x2, y2)] of the captions placed so far; the new one is appended.
-
-    Returns:
-        (x, y) of the caption's top-left corner.
-    """
-    height, width = int(image_shape[0]), int(image_shape[1])
-    size = char_size or max(6.0, max(height, width) / 40)
-    text_w, text_h = 0.6 * size * max(len(text), 1), 1.3 * size
-    x = float(min(max(x, 0.0), max(width - text_w, 0.0)))
-    y = float(min(max(y, 0.0), max(height - text_h, 0.0)))
-
-    def overlaps(top: float) -> list[tuple]:
-        return [r for r in placed if x < r[2] and r[0] < x + text_w
-                and top < r[3] and r[1] < top + text_h]
-
-    top = y
-    while overlaps(top) and top + text_h <= height - text_h:
-        top = max(r[3] for r in overlaps(top))
-    top = min(top, max(height - text_h, 0.0))
-    if overlaps(top):
-        top = y
-    placed.append((x, top, x + text_w, top + text_h))
-    return x, top
-
-
 def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
                       class_ids: np.ndarray, class_names: Sequence[str],
                       scores: np.ndarray | None = None, title: str = "",
@@ -160,6 +121,7 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
     _setup_image_axes(ax, image, title)
     masked = _rgb(image)
     placed: list[tuple[float, float, float, float]] = []
+    char_size = char_size_of(ax, image.shape[:2], LABEL_SIZE)
     for i in range(n):
         color = colors[i]
         if not np.any(boxes[i]):
@@ -174,8 +136,9 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
         else:
             label = class_names[class_ids[i]] if class_ids[i] < len(class_names) else "?"
             caption = f"{label} {scores[i]:.3f}" if scores is not None else label
-        x, y = place_label(caption, x1, y1, image.shape[:2], placed) if caption else (x1, y1)
-        ax.text(x, y, caption, color="w", size=9, verticalalignment="top",
+        x, y = (place_label(caption, x1, y1, image.shape[:2], placed, char_size)
+                if caption else (x1, y1))
+        ax.text(x, y, caption, color="w", size=LABEL_SIZE, verticalalignment="top",
                 bbox={"facecolor": color, "alpha": 0.6, "pad": 1, "edgecolor": "none"})
         if show_mask:
             masked = apply_mask(masked, masks[:, :, i], color)
