@@ -13,11 +13,23 @@ Importing this package does two small things and imports nothing heavy (numpy on
   "No module named 'tensorflow'" of a later import into one that says how to install mrcnn
   with TensorFlow (`pip install "mrcnn[cpu]"` or `"mrcnn[gpu]"`). Nothing is registered when
   both are installed.
+- Quiet TensorFlow: unless the environment sets `MRCNN_TF_LOGS=1`, it sets
+  `TF_CPP_MIN_LOG_LEVEL=2` (only when the user has not set it: this hides TensorFlow's C++
+  INFO and WARNING lines, among them grappler's "op_level_cost_estimator ... Error in
+  PredictCost() for the op: CropAndResize" repeated for every ROIAlign op) and, while
+  TensorFlow itself is being imported, drops the start-up lines that no log level controls
+  ("oneDNN custom operations are on ...", "All log messages before absl::InitializeLog()
+  ..."); any other line written during that import is passed on. Nothing happens when
+  TensorFlow was imported before mrcnn.
 """
 
 import importlib.abc
+import importlib.machinery
 import importlib.util
+import os
+import re
 import sys
+import tempfile
 
 from mrcnn.data.augment import restore_numpy_aliases
 
@@ -57,5 +69,91 @@ def _explain_missing_tensorflow() -> None:
             return
 
 
+# The switch that keeps TensorFlow's start-up and C++ log lines ("1", "true" or "yes").
+TF_LOGS_ENV = "MRCNN_TF_LOGS"
+# Start-up lines TensorFlow writes to stderr while it is imported, whatever the log level.
+_STARTUP_NOISE = re.compile(
+    r"(All log messages before absl::InitializeLog\(\) is called"
+    r"|oneDNN custom operations are on"
+    r"|cpu_feature_guard\.cc.*This TensorFlow binary is optimized"
+    r"|^To enable the following instructions: .*rebuild TensorFlow)")
+
+
+def tf_logs_wanted() -> bool:
+    """True when the environment asks for TensorFlow's own logs (`MRCNN_TF_LOGS=1`)."""
+    return os.environ.get(TF_LOGS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class _FilteredStartupLoader(importlib.abc.Loader):
+    """Runs TensorFlow's own loader with file descriptor 2 sent to a temporary file, then
+    writes back every captured line except the `_STARTUP_NOISE` ones."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no real stderr (embedded interpreter)
+            self.loader.exec_module(module)
+            return
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                self.loader.exec_module(module)
+            finally:
+                try:
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+                os.dup2(saved, 2)
+                os.close(saved)
+                module.__loader__ = self.loader
+                if getattr(module, "__spec__", None) is not None:
+                    module.__spec__.loader = self.loader
+                captured.seek(0)
+                kept = [line for line in captured.read().decode("utf-8", "replace").splitlines()
+                        if not _STARTUP_NOISE.search(line)]
+                if kept:
+                    os.write(2, ("\n".join(kept) + "\n").encode("utf-8", "replace"))
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """First finder on `sys.meta_path`, for `tensorflow` only: finds it as Python would and
+    wraps its loader in `_FilteredStartupLoader`; removes itself after the first use."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        _remove_finder(_QuietTensorFlowFinder)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _FilteredStartupLoader(spec.loader)
+        return spec
+
+
+def _remove_finder(kind: type) -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, kind)]
+
+
+def _quiet_tensorflow() -> None:
+    """Set `TF_CPP_MIN_LOG_LEVEL=2` (if unset) and filter TensorFlow's start-up lines, unless
+    `MRCNN_TF_LOGS=1` or TensorFlow is already imported (its settings are fixed then)."""
+    if tf_logs_wanted() or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())
+
+
 restore_numpy_aliases()
 _explain_missing_tensorflow()
+_quiet_tensorflow()

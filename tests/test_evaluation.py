@@ -195,3 +195,73 @@ def test_real_model_runs_through_evaluate_dataset(tmp_path):
     for value in (result.map50, result.map, result.recall50, *result.per_class_ap.values()):
         assert 0.0 <= value <= 1.0
     assert set(result.per_class_ap) <= {1, 2, 3}
+
+
+# ---------------------------------------------------------------------------- one pass
+def _two_square_dataset():
+    from mrcnn.data.dataset import Dataset
+
+    class Squares(Dataset):
+        def load_mask(self, image_id):
+            masks = np.zeros((40, 60, 2), dtype=bool)
+            masks[5:15, 5:25, 0] = True
+            masks[20:35, 30:55, 1] = True
+            return masks, np.array([1, 2], dtype=np.int32)
+
+        def load_image(self, image_id):
+            return np.zeros((40, 60, 3), dtype=np.uint8)
+
+    dataset = Squares()
+    dataset.add_class("sq", 1, "small")
+    dataset.add_class("sq", 2, "large")
+    for i in range(2):
+        dataset.add_image("sq", i, None, height=40, width=60)
+    dataset.prepare()
+    return dataset
+
+
+class _OracleModel:
+    """Detects the ground truth exactly (scores 0.9), or every class swapped."""
+
+    def __init__(self, dataset, swap=False):
+        self.dataset, self.swap, self.calls = dataset, swap, 0
+        self.config = type("C", (), {"BATCH_SIZE": 2, "DETECTION_MIN_CONFIDENCE": 0.05})()
+
+    def detect(self, images, verbose=0):
+        from mrcnn.structures.boxes import extract_bboxes
+
+        self.calls += 1
+        masks, class_ids = self.dataset.load_mask(0)
+        ids = 3 - class_ids if self.swap else class_ids
+        return [{"rois": extract_bboxes(masks), "class_ids": ids,
+                 "scores": np.array([0.9, 0.8]), "masks": masks} for _ in images]
+
+
+def test_one_pass_scores_perfect_detections_1_with_both_metrics():
+    from mrcnn.evaluation.runner import evaluate_model
+
+    dataset = _two_square_dataset()
+    model = _OracleModel(dataset)
+    report = evaluate_model(model, dataset)
+    assert model.calls == 1  # 2 images, one batch of 2: detection ran once
+    for eval_type in ("bbox", "segm"):
+        assert report.coco[eval_type]["AP"] == pytest.approx(1.0)
+        assert report.coco[eval_type]["AP50"] == pytest.approx(1.0)
+    assert report.matterport.map50 == pytest.approx(1.0)
+    assert report.matterport.map == pytest.approx(1.0)
+    assert len(report.coco_results) == 4 and len(report.per_image) == 2
+    assert report.per_image[0]["ap50"] == pytest.approx(1.0)
+    recall, precision = report.pr_curves["segm IoU 0.50"]
+    assert len(recall) == 101 and precision[-1] == pytest.approx(1.0)
+
+
+def test_one_pass_scores_swapped_classes_0():
+    from mrcnn.evaluation.runner import evaluate_model
+
+    dataset = _two_square_dataset()
+    report = evaluate_model(_OracleModel(dataset, swap=True), dataset, eval_types=("segm",))
+    assert set(report.coco) == {"segm"}
+    assert report.coco["segm"]["AP"] == pytest.approx(0.0)
+    assert report.matterport.map50 == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="eval_types"):
+        evaluate_model(_OracleModel(dataset), dataset, eval_types=("keypoints",))

@@ -369,3 +369,34 @@ def test_a_notebook_backend_survives_drawing_to_files(tmp_path):
     assert result.stdout.split() == ["None", "False", "svg"]
     _png(tmp_path / "1.png")
     _png(tmp_path / "2.png")
+
+
+# ---------------------------------------------------------------------------- labels, PR plot
+def test_labels_stay_inside_the_image_and_do_not_overlap():
+    from mrcnn.vis.labels import place_label
+
+    placed = []
+    # Three boxes at the same corner near the right edge: captions stack downwards.
+    spots = [place_label("triangle 0.999", 95, 0, (100, 100), placed, char_size=6)
+             for _ in range(3)]
+    for (x, y), (x1, y1, x2, y2) in zip(spots, placed, strict=True):
+        assert (x, y) == (x1, y1) and x1 >= 0 and x2 <= 100 and y2 <= 100
+    assert [round(y, 1) for _, y in spots] == [0.0, 7.8, 15.6]  # one line (1.3 * 6) apart
+    # A caption that would leave the image at the bottom-left is moved up and right.
+    x, y = place_label("circle", -5, 99, (100, 100), [], char_size=6)
+    assert (x, round(y, 1)) == (0.0, 92.2)
+
+
+def test_precision_recall_png(tmp_path):
+    import cv2
+
+    from mrcnn.vis.stats import plot_pr_curves
+
+    recall = np.linspace(0, 1, 101)
+    path = tmp_path / "pr.png"
+    plot_pr_curves({"segm IoU 0.50": (recall, 1 - recall ** 2),
+                    "segm IoU 0.75": (recall, 1 - recall)}, title="t", path=str(path))
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[0] > 300 and image.std() > 1
+    with pytest.raises(ValueError, match="at least one curve"):
+        plot_pr_curves({}, path=str(tmp_path / "x.png"))

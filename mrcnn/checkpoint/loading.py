@@ -168,5 +168,5 @@ def load_weights_h5(model: Any, filepath: str | os.PathLike, by_name: bool = Fal
                        first_layer, path)
     if not dry_run:
         assign_all(planner.pairs)
-    logger.info("%s", report)
+    report.log(logger)
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,12 +37,22 @@ class LoadReport:
     source: str = ""
     dry_run: bool = False
 
-    def __str__(self) -> str:
+    def summary(self) -> str:
+        """One line: the source and how many layers fell in each category."""
         verb = "would load" if self.dry_run else "loaded"
-        lines = [f"Weights from {self.source}: {verb} {len(self.loaded)}, "
-                 f"mismatched {len(self.mismatched)}, missing in file "
-                 f"{len(self.missing_in_file)}, unused in file {len(self.unused_in_file)}, "
-                 f"excluded {len(self.excluded)}"]
+        return (f"Weights from {self.source}: {verb} {len(self.loaded)}, "
+                f"mismatched {len(self.mismatched)}, missing in file "
+                f"{len(self.missing_in_file)}, unused in file {len(self.unused_in_file)}, "
+                f"excluded {len(self.excluded)}")
+
+    def log(self, logger: logging.Logger) -> None:
+        """Log `summary()` at INFO and the layer lists (`str(self)`) at DEBUG."""
+        logger.info("%s", self.summary())
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s", self)
+
+    def __str__(self) -> str:
+        lines = [self.summary()]
 
         def block(title: str, names: list[str]) -> None:
             if names:

@@ -186,5 +186,5 @@ def load_tf_checkpoint(model: Any, path: str | os.PathLike,
         raise mismatch_error(prefix, report.mismatched)
     if not dry_run:
         assign_all(pairs)
-    logger.info("%s", report)
+    report.log(logger)
     return report

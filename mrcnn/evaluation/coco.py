@@ -109,10 +109,83 @@ def evaluate_coco(model: Any, dataset: Any, coco: COCO, eval_type: str = "bbox",
     if not results:
         logger.warning("evaluate_coco: the model detected nothing; every score is 0")
         return dict.fromkeys(STAT_NAMES, 0.0)
+    return score_coco(coco, results, eval_type, coco_image_ids)[0]
+
+
+def score_coco(coco: COCO, results: list[dict], eval_type: str,
+               coco_image_ids: Sequence[int]) -> tuple[dict[str, float], np.ndarray | None]:
+    """Score COCO result dicts against `coco` with pycocotools' COCOeval.
+
+    For "segm" the results' boxes are left out so that COCOeval takes each detection's area
+    (for APs/APm/APl) from its mask, as Detectron2 does, not from its box.
+
+    Args:
+        coco: the ground truth.
+        results: COCO result dicts (`build_coco_results`); "segm" needs "segmentation".
+        eval_type: "bbox" or "segm".
+        coco_image_ids: the COCO ids of the images evaluated (images without detections
+            count too).
+
+    Returns:
+        (the 12 summary numbers keyed by STAT_NAMES, COCOeval's accumulated precision
+        [iou thresholds (10), recall points (101), classes, areas (4), max dets (3)], -1
+        where undefined). Without any result every number is 0 and the precision is None.
+
+    Raises:
+        ValueError: bad `eval_type`, or "segm" results without masks.
+    """
+    if eval_type not in ("bbox", "segm"):
+        raise ValueError(f"eval_type must be 'bbox' or 'segm', got {eval_type!r}")
+    if not results:
+        return dict.fromkeys(STAT_NAMES, 0.0), None
+    if eval_type == "segm":
+        if any("segmentation" not in r for r in results):
+            raise ValueError("score_coco(eval_type='segm'): results without 'segmentation'")
+        results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
     coco_results, _ = quiet(coco.loadRes, results)
     evaluator = COCOeval(coco, coco_results, eval_type)
-    evaluator.params.imgIds = coco_image_ids
+    evaluator.params.imgIds = list(coco_image_ids)
     _, text = quiet(lambda: (evaluator.evaluate(), evaluator.accumulate(),
                              evaluator.summarize()))
-    logger.info("COCOeval %s on %d images:\n%s", eval_type, len(ids), text.strip())
-    return {name: float(v) for name, v in zip(STAT_NAMES, evaluator.stats, strict=True)}
+    logger.info("COCOeval %s on %d images:\n%s", eval_type, len(coco_image_ids), text.strip())
+    stats = {name: float(v) for name, v in zip(STAT_NAMES, evaluator.stats, strict=True)}
+    return stats, np.asarray(evaluator.eval["precision"])
+
+
+def dataset_as_coco(dataset: Any, image_ids: Sequence[int]) -> COCO:
+    """Ground truth of any prepared dataset as a pycocotools COCO object, for COCOeval.
+
+    Images are keyed by their internal id and categories by their internal class id (1, 2,
+    ...); masks come from `dataset.load_mask` at the original image size (RLE), negative class
+    ids become crowd regions, and empty masks are left out.
+
+    Args:
+        dataset: a prepared `mrcnn.data.dataset.Dataset`.
+        image_ids: the internal ids of the images to include.
+
+    Returns:
+        An indexed COCO object.
+    """
+    images, annotations = [], []
+    for image_id in image_ids:
+        masks, class_ids = dataset.load_mask(int(image_id))
+        masks = np.asarray(masks, dtype=bool)
+        info = dataset.image_info[int(image_id)]
+        height = int(info.get("height") or masks.shape[0])
+        width = int(info.get("width") or masks.shape[1])
+        images.append({"id": int(image_id), "height": height, "width": width})
+        for k in range(masks.shape[-1] if masks.ndim == 3 else 0):
+            if not masks[:, :, k].any() or int(class_ids[k]) == 0:
+                continue
+            rle = mask_utils.encode(np.asfortranarray(masks[:, :, k].astype(np.uint8)))
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": int(image_id),
+                "category_id": abs(int(class_ids[k])), "iscrowd": int(class_ids[k] < 0),
+                "segmentation": rle, "area": float(mask_utils.area(rle)),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)]})
+    coco = COCO()
+    coco.dataset = {"images": images, "annotations": annotations,
+                    "categories": [{"id": i, "name": str(n)}
+                                   for i, n in enumerate(dataset.class_names) if i > 0]}
+    quiet(coco.createIndex)
+    return coco

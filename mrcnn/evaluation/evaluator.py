@@ -138,6 +138,54 @@ def image_metrics(gt_class_ids: np.ndarray, gt_boxes: np.ndarray, gt_masks: np.n
     return ap50, ap_range, recall, per_class
 
 
+class MetricAccumulator:
+    """Adds up `image_metrics` image by image; `result()` gives the `EvaluationResult`.
+
+    The one place where matterport's per-image numbers become dataset numbers (definitions in
+    the module doc), shared by `evaluate_dataset` and `mrcnn.evaluation.runner`.
+    """
+
+    def __init__(self, iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS) -> None:
+        self.iou_thresholds = _check_thresholds(iou_thresholds)
+        self.ap50s: list[float] = []
+        self.ap_ranges: list[float] = []
+        self.recalls: list[float] = []
+        self.per_class: dict[int, list[float]] = defaultdict(list)
+
+    def add(self, gt_class_ids: np.ndarray, gt_boxes: np.ndarray, gt_masks: np.ndarray,
+            result: dict) -> tuple[float, float, float]:
+        """Score one image (arguments as `image_metrics`; crowd ground truth removed).
+
+        Returns:
+            (AP@0.5, AP over the thresholds, recall@0.5), NaN without ground truth.
+        """
+        ap50, ap_range, recall, classes = image_metrics(
+            gt_class_ids, gt_boxes, gt_masks, result, self.iou_thresholds)
+        if len(gt_class_ids):
+            self.ap50s.append(ap50)
+            self.ap_ranges.append(ap_range)
+            self.recalls.append(recall)
+        for class_id, ap in classes.items():
+            self.per_class[class_id].append(ap)
+        return ap50, ap_range, recall
+
+    def result(self, class_names: Sequence[str], num_images: int) -> EvaluationResult:
+        """The `EvaluationResult` of the images added so far."""
+
+        def mean(values: list[float]) -> float:
+            return float(np.mean(values)) if values else 0.0
+
+        names = list(class_names)
+        per_class = dict(sorted(self.per_class.items()))
+        return EvaluationResult(
+            map50=mean(self.ap50s), map=mean(self.ap_ranges), recall50=mean(self.recalls),
+            per_class_ap={c: mean(v) for c, v in per_class.items()},
+            per_class_images={c: len(v) for c, v in per_class.items()},
+            class_names={c: names[c] if 0 <= c < len(names) else str(c) for c in per_class},
+            num_images=num_images, num_images_with_gt=len(self.ap50s),
+            iou_thresholds=self.iou_thresholds)
+
+
 def evaluate_dataset(model: Any, dataset: Any, config: Any = None,
                      image_ids: Sequence[int] | None = None,
                      iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
@@ -166,33 +214,15 @@ def evaluate_dataset(model: Any, dataset: Any, config: Any = None,
     if not ids:
         raise ValueError("evaluate_dataset: no image to evaluate")
     batch = max(1, int(getattr(config, "BATCH_SIZE", 1)))
-    ap50s, ap_ranges, recalls = [], [], []
-    per_class: dict[int, list[float]] = defaultdict(list)
+    scores = MetricAccumulator(thresholds)
     start_time = time.time()
     for start in range(0, len(ids), batch):
         chunk = [load_image_gt(dataset, config, i) for i in ids[start:start + batch]]
         results = model.detect([gt[0] for gt in chunk], verbose=0)
         for (_, _, class_ids, boxes, masks), result in zip(chunk, results, strict=True):
             keep = class_ids > 0
-            ap50, ap_range, recall, classes = image_metrics(
-                class_ids[keep], boxes[keep], masks[..., keep], result, thresholds)
-            if keep.any():
-                ap50s.append(ap50)
-                ap_ranges.append(ap_range)
-                recalls.append(recall)
-            for class_id, ap in classes.items():
-                per_class[class_id].append(ap)
+            scores.add(class_ids[keep], boxes[keep], masks[..., keep], result)
     logger.info("evaluated %d images in %.1f s", len(ids), time.time() - start_time)
-
-    def mean(values: list[float]) -> float:
-        return float(np.mean(values)) if values else 0.0
-
-    names = list(getattr(dataset, "class_names", []))
-    result = EvaluationResult(
-        map50=mean(ap50s), map=mean(ap_ranges), recall50=mean(recalls),
-        per_class_ap={c: mean(v) for c, v in sorted(per_class.items())},
-        per_class_images={c: len(v) for c, v in sorted(per_class.items())},
-        class_names={c: names[c] if 0 <= c < len(names) else str(c) for c in per_class},
-        num_images=len(ids), num_images_with_gt=len(ap50s), iou_thresholds=thresholds)
+    result = scores.result(getattr(dataset, "class_names", []), len(ids))
     logger.info("\n%s", result)
     return result

@@ -111,11 +111,13 @@ def load_weights(model: Any, weights: str, path: str | None,
         raise for_command_line(err) from err
 
 
-def inference_model(args: argparse.Namespace, dataset: Any) -> tuple[Any, Any]:
+def inference_model(args: argparse.Namespace, dataset: Any,
+                    settings: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """(inference MaskRCNN with its weights, config) for evaluate and detect.
 
     NUM_CLASSES comes from `dataset` (or --class-names) unless --set; the architecture
-    settings come from the checkpoint's stored config unless --set.
+    settings come from the checkpoint's stored config unless --set; `settings` (the
+    command's own, e.g. DETECTION_MIN_CONFIDENCE) win over both but not over --set.
     """
     cls = load_config_class(args.config)
     overrides = parse_settings(args.settings)
@@ -126,6 +128,7 @@ def inference_model(args: argparse.Namespace, dataset: Any) -> tuple[Any, Any]:
     elif getattr(args, "class_names", None) and "NUM_CLASSES" not in overrides:
         derived["NUM_CLASSES"] = 1 + len(split_names(args.class_names))
     derived.update(checkpoint_settings(path, cls, set(overrides) | set(derived)))
+    derived.update(settings or {})
     config = make_config(cls, overrides, derived)
     model = build_model("inference", config, args.logs)
     load_weights(model, args.weights, path)

@@ -83,14 +83,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N images (0: all)")
     p.add_argument("--eval-type", choices=("bbox", "segm", "both"), default="both",
                    help="COCOeval type(s) for COCO data (default both)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the numbers here")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="SCORE",
+                   help="keep detections scoring at least this (default 0.05, Detectron2's; "
+                        "--set DETECTION_MIN_CONFIDENCE=... works too)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write metrics.json, coco_results.json, per_image.json and "
+                        "precision_recall.png into DIR")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="the metrics as JSON (COCOeval and matterport's)")
+    p.add_argument("--results", default=None, metavar="FILE",
+                   help="the detections as COCO results (RLE masks)")
+    p.add_argument("--per-image", default=None, metavar="FILE",
+                   help="one record per image (detections, ground truth, matterport AP)")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="COCOeval precision-recall curves (IoU 0.5 and 0.75)")
 
-    p = sub.add_parser("detect", help="detect objects in images and write overlay PNGs")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p = sub.add_parser("detect", help="detect objects in images and write overlay PNGs",
+                       description="Detect objects in image files and in the image files of "
+                       "folders (by extension, sorted).")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
     _add_config_args(p)
     _add_weights_args(p, "last")
-    p.add_argument("--out", default="detections", metavar="DIR",
+    p.add_argument("--out", "--save-images", dest="out", default="detections", metavar="DIR",
                    help="folder of the overlay PNGs (default ./detections)")
+    p.add_argument("--no-images", action="store_true", help="write no overlay PNG")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="write the detections as COCO results (RLE masks) here")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="SCORE",
+                   help="keep detections scoring at least this (default: the checkpoint's "
+                        "or the config's DETECTION_MIN_CONFIDENCE)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print each image processed and its shape (as matterport)")
     p.add_argument("--class-names", default=None, metavar="A,B,...",
                    help="comma-separated class names (without the background)")
     _add_dataset_args(p, required=False)

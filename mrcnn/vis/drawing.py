@@ -34,6 +34,7 @@ from mrcnn.vis.figures import (  # noqa: F401  (figure_to_array was public here)
     same_count,
     show,
 )
+from mrcnn.vis.labels import LABEL_SIZE, char_size_of, place_label
 from mrcnn.vis.stats import (  # noqa: F401  (drawing.display_table etc. were public here)
     display_table,
     display_weight_stats,
@@ -119,6 +120,8 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
     colors = colors or random_colors(n, seed=0)
     _setup_image_axes(ax, image, title)
     masked = _rgb(image)
+    placed: list[tuple[float, float, float, float]] = []
+    char_size = char_size_of(ax, image.shape[:2], LABEL_SIZE)
     for i in range(n):
         color = colors[i]
         if not np.any(boxes[i]):
@@ -133,7 +136,10 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
         else:
             label = class_names[class_ids[i]] if class_ids[i] < len(class_names) else "?"
             caption = f"{label} {scores[i]:.3f}" if scores is not None else label
-        ax.text(x1, y1 + 8, caption, color="w", size=11, backgroundcolor="none")
+        x, y = (place_label(caption, x1, y1, image.shape[:2], placed, char_size)
+                if caption else (x1, y1))
+        ax.text(x, y, caption, color="w", size=LABEL_SIZE, verticalalignment="top",
+                bbox={"facecolor": color, "alpha": 0.6, "pad": 1, "edgecolor": "none"})
         if show_mask:
             masked = apply_mask(masked, masks[:, :, i], color)
         # Pad so that masks touching the border still give closed contours.

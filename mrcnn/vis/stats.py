@@ -27,6 +27,39 @@ def plot_precision_recall(AP: float, precisions: np.ndarray, recalls: np.ndarray
     return ax
 
 
+
+def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "",
+                   path: str | None = None):
+    """Several precision-recall curves on one plot (e.g. COCOeval's at IoU 0.5 and 0.75 for
+    bbox and segm, from `mrcnn.evaluation.runner.EvaluationReport.pr_curves`).
+
+    Args:
+        curves: {label: (recall [K], precision [K])}, values in [0, 1].
+        title: the plot title.
+        path: save the figure here (PNG) on its own Agg canvas instead of showing it.
+
+    Returns:
+        The Axes.
+
+    Raises:
+        ValueError: no curve, or a curve whose recall and precision differ in length.
+    """
+    if not curves:
+        raise ValueError("plot_pr_curves needs at least one curve")
+    fig, ax = new_axes(None, (6, 6), path)
+    for label, (recall, precision) in curves.items():
+        same_count(recall=recall, precision=precision)
+        ax.plot(recall, precision, label=label)
+    ax.set_title(title or "Precision-recall")
+    ax.set_xlim(0, 1.0)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left")
+    done(fig, ax, path)
+    return ax
+
 def plot_overlaps(gt_class_ids: np.ndarray, pred_class_ids: np.ndarray,
                   pred_scores: np.ndarray, overlaps: np.ndarray, class_names: Sequence[str],
                   threshold: float = 0.5, path: str | None = None):

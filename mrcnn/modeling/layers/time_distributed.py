@@ -108,7 +108,8 @@ class TimeDistributed(keras.layers.Wrapper):
 
         TF's CPU convolution returns its input unchanged for an empty batch (wrong channel
         count), so an empty input instead runs the layer on one dummy item in inference mode
-        (no BatchNorm statistics update) and keeps none of its output.
+        (no BatchNorm statistics update) and keeps none of its output. At inference with a
+        dynamic count the dummy is appended without a `tf.cond` (see below).
         """
         count = tf.shape(folded)[0]
 
@@ -123,6 +124,13 @@ class TimeDistributed(keras.layers.Wrapper):
 
         if folded.shape[0] is not None:  # static count, or eager
             return apply() if folded.shape[0] else empty()
+        if training is None or training is False:
+            # Inference with a dynamic count (detections): append one dummy item only when
+            # there is none, run the layer, keep `count` items. No tf.cond: in a graph its
+            # optional-typed outputs made TF's type inference log a "type_inference" warning.
+            pad = tf.cast(tf.equal(count, 0), tf.int32)
+            padded = tf.concat([folded, tf.zeros([pad] + inner_dims, folded.dtype)], axis=0)
+            return self.layer(padded, training=training)[:count]
         return tf.cond(count > 0, apply, empty)
 
     def get_config(self) -> dict[str, Any]:
