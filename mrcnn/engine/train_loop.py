@@ -211,9 +211,7 @@ def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset
         train_gen, initial_epoch=initial_epoch, epochs=epochs,
         steps_per_epoch=c.STEPS_PER_EPOCH, callbacks=callbacks, validation_data=val_gen,
         validation_steps=c.VALIDATION_STEPS if val_gen is not None else None,
-        # The generator shuffles by (seed, epoch); Keras' own reshuffle uses an unrecorded
-        # global RNG, and a resumed run would then differ from an uninterrupted one.
-        shuffle=False, verbose=verbose)
+        verbose=verbose)
     if guard.failure:
         raise FloatingPointError(
             f"Training stopped: non-finite loss at epoch {guard.failure['epoch']}, batch "
