@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from matplotlib.ticker import MaxNLocator
+
 from mrcnn.vis import figures
 
 logger = logging.getLogger(__name__)
@@ -111,12 +113,13 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str,
         ax_metric.set_title("metrics")
         ax_metric.legend(fontsize="small")
     for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
     if ax_loss.lines:
         ax_loss.legend(fontsize="x-small")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.03)
     figures.finish(fig, path)
     logger.info("Wrote training curves (%s) to %s", ", ".join(panels), path)
     return panels
