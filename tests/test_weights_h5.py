@@ -367,9 +367,10 @@ def test_extras_and_optimizer_state(tmp_path, k2_file):
     config = {"NAME": "shapes", "MEAN_PIXEL": np.array([1.5, 2.0, 3.0]), "STEPS": np.int64(4)}
     save_weights_h5(k3, path, epoch=7, config=config, optimizer=k3.optimizer)
     extras = read_h5_extras(path)
-    assert extras == {"epoch": 7, "has_optimizer": True,
+    assert extras == {"epoch": 7, "has_optimizer": True, "metadata": None,
                       "config": {"NAME": "shapes", "MEAN_PIXEL": [1.5, 2.0, 3.0], "STEPS": 4}}
-    assert read_h5_extras(k2_file) == {"epoch": None, "config": None, "has_optimizer": False}
+    assert read_h5_extras(k2_file) == {"epoch": None, "config": None, "metadata": None,
+                                       "has_optimizer": False}
     build_k2().load_weights(path, by_name=True)  # Keras-2 readers ignore the extras
 
     fresh = keras.optimizers.Adam(0.01)

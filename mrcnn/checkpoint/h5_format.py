@@ -6,8 +6,9 @@ the group. A full-model save nests the same under a `model_weights` group. Attri
 stored as bytes or str and, when large, split into chunks `name0`, `name1`, ...
 
 We write byte-string attributes (what Keras 2.0-2.2 expects) and `keras_version = "2.15.0"`,
-plus an optional `mrcnn_extras` group (epoch, config JSON, optimizer state) that Keras-2
-readers never look at because it is not listed in `layer_names`.
+plus an optional `mrcnn_extras` group (epoch, config JSON, metadata JSON such as the class
+names and the training state, optimizer state) that Keras-2 readers never look at because it is
+not listed in `layer_names`.
 """
 
 from __future__ import annotations
@@ -227,7 +228,8 @@ def _write_optimizer(group: h5py.Group, optimizer: Any) -> None:
 
 
 def save_weights_h5(model: Any, filepath: str | os.PathLike, *, epoch: int | None = None,
-                    config: dict | None = None, optimizer: Any = None) -> None:
+                    config: dict | None = None, optimizer: Any = None,
+                    metadata: dict | None = None) -> None:
     """Write a model's weights in the Keras-2 HDF5 layout, atomically.
 
     The file loads with `tf_keras`/Keras-2 `model.load_weights(path, by_name=True)` and with
@@ -240,23 +242,29 @@ def save_weights_h5(model: Any, filepath: str | os.PathLike, *, epoch: int | Non
         epoch: Optional epoch number stored in the `mrcnn_extras` group.
         config: Optional dict (e.g. `Config.to_dict()`) stored there as JSON.
         optimizer: Optional built Keras 3 optimizer whose variables are stored there.
+        metadata: Optional JSON-able dict stored there (the class names, detection settings
+            and training state a checkpoint carries: `mrcnn.engine.train_loop`).
 
     Raises:
-        TypeError: `config` is not a dict.
+        TypeError: `config` or `metadata` is not a dict.
         FileNotFoundError: The destination folder does not exist.
     """
     if config is not None and not isinstance(config, dict):
         raise TypeError(f"config must be a dict (e.g. Config.to_dict()), got {type(config)}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict, got {type(metadata)}")
     path = os.fspath(filepath)
     with atomic_write(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as handle:
             n_weights = _write_layout(handle, model)
-            if epoch is not None or config is not None or optimizer is not None:
+            if any(v is not None for v in (epoch, config, optimizer, metadata)):
                 extras = handle.create_group(EXTRAS_GROUP)
                 if epoch is not None:
                     extras.attrs["epoch"] = int(epoch)
                 if config is not None:
                     extras.attrs["config_json"] = json.dumps(config, default=_json_default)
+                if metadata is not None:
+                    extras.attrs["metadata_json"] = json.dumps(metadata, default=_json_default)
                 if optimizer is not None:
                     _write_optimizer(extras.create_group(OPTIMIZER_GROUP), optimizer)
     logger.info("Saved %d weights to %s", n_weights, path)
@@ -266,13 +274,14 @@ def read_h5_extras(filepath: str | os.PathLike) -> dict:
     """Read the optional `mrcnn_extras` group of a weights file.
 
     Returns:
-        {"epoch": int or None, "config": dict or None, "has_optimizer": bool}; all empty
-        values for a file written by Keras 2 or matterport.
+        {"epoch": int or None, "config": dict or None, "metadata": dict or None,
+        "has_optimizer": bool}; all empty values for a file written by Keras 2 or matterport.
 
     Raises:
         FileNotFoundError / ValueError: as `open_h5_weights`.
     """
-    out: dict[str, Any] = {"epoch": None, "config": None, "has_optimizer": False}
+    out: dict[str, Any] = {"epoch": None, "config": None, "metadata": None,
+                           "has_optimizer": False}
     with open_h5_weights(filepath) as wf:
         handle = wf._file
         if EXTRAS_GROUP not in handle:
@@ -280,12 +289,14 @@ def read_h5_extras(filepath: str | os.PathLike) -> dict:
         extras = handle[EXTRAS_GROUP]
         if "epoch" in extras.attrs:
             out["epoch"] = int(extras.attrs["epoch"])
-        text = read_str_attr(extras, "config_json")
-        if text is not None:
+        for key, attr in (("config", "config_json"), ("metadata", "metadata_json")):
+            text = read_str_attr(extras, attr)
+            if text is None:
+                continue
             try:
-                out["config"] = json.loads(text)
+                out[key] = json.loads(text)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{wf.path}: {EXTRAS_GROUP}/config_json is not JSON: {err}"
+                raise ValueError(f"{wf.path}: {EXTRAS_GROUP}/{attr} is not JSON: {err}"
                                  ) from err
         out["has_optimizer"] = OPTIMIZER_GROUP in extras
     return out

@@ -3,6 +3,10 @@
 A run lives in `{model_dir}/{name}{YYYYmmddTHHMM}/` and writes one checkpoint per epoch,
 `mask_rcnn_{name}_{epoch:04d}.h5` (1-based epochs). Loading a checkpoint whose path follows
 this pattern continues that run: same directory, next epoch.
+
+A named run (`mrcnn train --run-name NAME` or `--output-dir DIR`) lives in a folder of the
+user's choice, with the same checkpoint names inside and the run's `config.json`
+(RUN_CONFIG_FILE); a checkpoint in a folder holding that file continues its run too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ IMAGENET_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 # fine-tuning COCO weights on another class count.
 HEAD_LAYERS = ("mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask")
 COCO_NUM_CLASSES = 81  # background + COCO's 80 classes
+# The resolved config a run writes to its folder at start; it also marks a named run folder.
+RUN_CONFIG_FILE = "config.json"
+_RUN_NAME = re.compile(r"^[\w][\w.+-]*$")
 
 _RUN_DIR = r"(?P<name>[\w-]+?)(?P<stamp>\d{8}T\d{4})"
 _CHECKPOINT = r"mask_rcnn_(?P<cname>[\w-]+)_(?P<epoch>\d{4})\.h5"
@@ -87,8 +94,56 @@ def run_info(model_dir: str, name: str, model_path: str | None = None,
             epoch = int(m.group("epoch"))
             log_dir = os.path.dirname(os.path.abspath(model_path))
             return RunInfo(log_dir, checkpoint_template(log_dir, name), epoch)
+        named = _named_run_checkpoint(model_path)
+        if named is not None:
+            return named_run_info(os.path.dirname(os.path.abspath(model_path)), name, named)
     log_dir = os.path.join(model_dir, run_dir_name(name, when))
     return RunInfo(log_dir, checkpoint_template(log_dir, name), epoch)
+
+
+def _named_run_checkpoint(model_path: str) -> int | None:
+    """The epoch of a checkpoint inside a named run folder (one holding RUN_CONFIG_FILE)."""
+    m = checkpoint_file_pattern().match(os.path.basename(model_path))
+    folder = os.path.dirname(os.path.abspath(model_path))
+    if m and os.path.isfile(os.path.join(folder, RUN_CONFIG_FILE)):
+        return int(m.group("epoch"))
+    return None
+
+
+def check_run_name(run_name: str) -> str:
+    """`run_name` when it is a plain folder name (letters, digits, `_`, `.`, `+`, `-`).
+
+    Raises:
+        ValueError: a path, an empty name or other characters.
+    """
+    if not isinstance(run_name, str) or not _RUN_NAME.match(run_name):
+        raise ValueError(f"a run name must be a plain folder name (letters, digits, _ . + -), "
+                         f"got {run_name!r}")
+    return run_name
+
+
+def named_run_info(log_dir: str, name: str, epoch: int = 0) -> RunInfo:
+    """A run in the folder `log_dir` chosen by the user, with matterport's checkpoint names
+    for config `name` inside, starting after `epoch` epochs."""
+    log_dir = os.path.abspath(log_dir)
+    return RunInfo(log_dir, checkpoint_template(log_dir, name), epoch)
+
+
+def last_checkpoint_in(run_dir: str) -> str:
+    """The epoch checkpoint of the highest epoch in one run folder (any config name).
+
+    Raises:
+        FileNotFoundError: the folder does not exist or holds no `mask_rcnn_*_NNNN.h5`.
+    """
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(errno.ENOENT, f"Run folder {run_dir!r} does not exist")
+    pattern = checkpoint_file_pattern()
+    found = sorted((int(m.group("epoch")), entry) for entry in os.listdir(run_dir)
+                   if (m := pattern.match(entry)))
+    if not found:
+        raise FileNotFoundError(errno.ENOENT, f"No checkpoint (mask_rcnn_NAME_NNNN.h5) in "
+                                f"{run_dir!r}")
+    return os.path.join(run_dir, found[-1][1])
 
 
 def list_checkpoints(run_dir: str, name: str) -> list[str]:

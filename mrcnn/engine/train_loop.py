@@ -9,8 +9,10 @@ Callback order (`training_callbacks`), at every hook:
 1. `NonFiniteLossGuard`: stops at the first batch with a NaN or infinite loss.
 2. The custom callbacks that are `EpochMetricCallback`s (e.g. `MeanAPCallback`), in the
    order given: they add their values to the epoch logs before anyone reads them.
-3. Keras' `TensorBoard` (scalars, in the run directory).
-4. `MatterportCheckpoint`: the epoch's `mask_rcnn_{name}_{epoch:04d}.h5`.
+3. Keras' `TensorBoard` (scalars, in the run directory, once per epoch); a `TensorBoard`
+   among the custom callbacks takes its place (e.g. `update_freq=N` for scalars every N steps).
+4. `MatterportCheckpoint`: the epoch's `mask_rcnn_{name}_{epoch:04d}.h5`, carrying the config
+   and `checkpoint_metadata` (class names, detection settings, the training state).
 5. The other custom callbacks, in the order given: they see the added metrics, and the
    epoch's checkpoint file exists (`BestCheckpoint` copies it, `KeepLastCheckpoints` prunes).
 """
@@ -27,9 +29,15 @@ import keras
 from mrcnn.data.generator import DataGenerator
 from mrcnn.engine.callbacks.base import EpochMetricCallback, NonFiniteLossGuard
 from mrcnn.engine.callbacks.checkpoints import MatterportCheckpoint
+from mrcnn.engine.callbacks.lr_schedule import WarmupLRSchedule
 from mrcnn.engine.trainer import make_optimizer, resolve_layers, set_trainable
 
 logger = logging.getLogger(__name__)
+
+# The settings that decide what detect() returns, stored with the class names in every
+# checkpoint so that a checkpoint alone detects as it did in training.
+DETECTION_SETTINGS = ("DETECTION_MIN_CONFIDENCE", "DETECTION_NMS_THRESHOLD",
+                      "DETECTION_MAX_INSTANCES")
 
 
 def default_workers() -> int:
@@ -89,8 +97,32 @@ def make_generators(config: Any, train_dataset: Any, val_dataset: Any, *, epoch:
     return train_gen, val_gen
 
 
+def checkpoint_metadata(config: Any, train_dataset: Any, *, layers: str, learning_rate: float,
+                        epochs: int,
+                        callbacks: Sequence[keras.callbacks.Callback] | None = None) -> dict:
+    """What every checkpoint of a `train()` call stores beside the config.
+
+    Returns:
+        {"class_names": the training set's names (index = class id) or None,
+        "detection": {DETECTION_SETTINGS: value}, "training": {"layers", "learning_rate",
+        "epochs" (the target epoch of the call), "lr_schedule" (a `WarmupLRSchedule`'s
+        get_config() among `callbacks`, or None)}}: enough for `mrcnn train --resume` to go
+        on as the run did, and for `detect` to label and filter as in training.
+    """
+    names = getattr(train_dataset, "class_names", None)
+    schedules = [cb for cb in callbacks or [] if isinstance(cb, WarmupLRSchedule)]
+    return {
+        "class_names": [str(n) for n in names] if names is not None else None,
+        "detection": {key: getattr(config, key) for key in DETECTION_SETTINGS},
+        "training": {"layers": layers, "learning_rate": float(learning_rate),
+                     "epochs": int(epochs),
+                     "lr_schedule": schedules[0].get_config() if schedules else None},
+    }
+
+
 def training_callbacks(log_dir: str, checkpoint_path: str, config_dict: dict | None,
-                       custom_callbacks: Sequence[keras.callbacks.Callback] | None = None
+                       custom_callbacks: Sequence[keras.callbacks.Callback] | None = None,
+                       metadata: dict | None = None
                        ) -> tuple[NonFiniteLossGuard, list[keras.callbacks.Callback]]:
     """The callbacks of a training run in the order of the module docstring.
 
@@ -99,6 +131,7 @@ def training_callbacks(log_dir: str, checkpoint_path: str, config_dict: dict | N
         checkpoint_path: the epoch checkpoint template, with an `{epoch}` field.
         config_dict: stored in every checkpoint (Config.to_dict()).
         custom_callbacks: the user's callbacks.
+        metadata: stored in every checkpoint (`checkpoint_metadata`).
 
     Returns:
         The NaN guard (to read its `failure` after fit) and the full list.
@@ -108,10 +141,12 @@ def training_callbacks(log_dir: str, checkpoint_path: str, config_dict: dict | N
     producers = [cb for cb in custom if isinstance(cb, EpochMetricCallback)]
     for cb in producers:
         logger.debug("%s adds %s to the epoch logs", type(cb).__name__, cb.metric_names)
+    boards = [cb for cb in custom if isinstance(cb, keras.callbacks.TensorBoard)]
+    board = boards[0] if boards else keras.callbacks.TensorBoard(
+        log_dir=log_dir, histogram_freq=0, write_graph=False)
     callbacks = [guard] + producers + [
-        keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0, write_graph=False),
-        MatterportCheckpoint(checkpoint_path, config=config_dict),
-    ] + [cb for cb in custom if cb not in producers]
+        board, MatterportCheckpoint(checkpoint_path, config=config_dict, metadata=metadata),
+    ] + [cb for cb in custom if cb not in producers and cb is not board]
     return guard, callbacks
 
 
@@ -160,8 +195,11 @@ def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset
         no_augmentation_sources=no_augmentation_sources, workers=workers,
         use_multiprocessing=use_multiprocessing)
     os.makedirs(log_dir, exist_ok=True)
+    metadata = checkpoint_metadata(c, train_dataset, layers=layers,
+                                   learning_rate=learning_rate, epochs=epochs,
+                                   callbacks=custom_callbacks)
     guard, callbacks = training_callbacks(log_dir, checkpoint_path, c.to_dict(),
-                                          custom_callbacks)
+                                          custom_callbacks, metadata=metadata)
     logger.info("Starting at epoch %d, LR=%s, checkpoints %s", initial_epoch, learning_rate,
                 checkpoint_path)
     set_trainable(keras_model, regex)

@@ -1,5 +1,6 @@
-"""What every `mrcnn` subcommand shares: the user-error type, the one config loader, `--set`
-parsing, dataset loading, augmentation presets and result files.
+"""What every `mrcnn` subcommand shares: the user-error type, the one config loader (classes
+and JSON/YAML config files), `--set` parsing, dataset loading, augmentation presets and result
+files.
 
 Nothing here builds a network (see `mrcnn.tools.models`) or imports TensorFlow. Errors in the
 user's input are `UsageError` (a ValueError), reported by `mrcnn.tools.cli.main` in one line
@@ -84,8 +85,83 @@ def _import_module(spec: str, module_name: str) -> Any:
     return importlib.import_module(module_name)
 
 
+CONFIG_FILE_TYPES = (".json", ".yaml", ".yml")
+BASE_KEY = "_BASE_"  # a config file's optional base class, "module:Class" (detectron2's name)
+_DERIVED = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")  # computed by Config.__init__
+
+
+def _read_config_file(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise UsageError(f"--config: file {path!r} not found")
+    with open(path) as handle:
+        text = handle.read()
+    if path.lower().endswith(".json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UsageError(f"--config {path!r}: not valid JSON: {err}") from err
+    else:
+        try:
+            import yaml
+        except ImportError as err:
+            raise UsageError(f"--config {path!r}: YAML config files need PyYAML (pip install "
+                             "pyyaml); or write the settings as JSON") from err
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise UsageError(f"--config {path!r}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path!r}: expected a mapping of setting names to values, "
+                         f"got {type(data).__name__}")
+    return data
+
+
+def _setting_value(default: Any, value: Any) -> Any:
+    """A JSON/YAML value in the type of the class default (lists to tuples or arrays)."""
+    if isinstance(value, list):
+        if isinstance(default, np.ndarray):
+            return np.array(value, dtype=default.dtype)
+        if isinstance(default, tuple):
+            return tuple(value)
+    return value
+
+
+def load_config_file(path: str) -> type:
+    """A Config subclass made from a JSON or YAML file of `{SETTING: value}`.
+
+    Keys are Config attribute names (upper case); the optional key `_BASE_` names the class
+    to start from ("module.path:ClassName" or "file.py:ClassName", default
+    mrcnn.config:Config). The values computed by Config (BATCH_SIZE, IMAGE_SHAPE,
+    IMAGE_META_SIZE) are ignored, so a run's `config.json` is a config file too. YAML needs
+    PyYAML.
+
+    Raises:
+        UsageError: no such file, unreadable JSON/YAML, PyYAML missing for YAML, a key that is
+            not a setting of the base class, or a bad `_BASE_`.
+    """
+    data = _read_config_file(path)
+    base_spec = data.pop(BASE_KEY, DEFAULT_CONFIG)
+    if not isinstance(base_spec, str) or os.path.splitext(base_spec)[1] in CONFIG_FILE_TYPES:
+        raise UsageError(f"--config {path!r}: {BASE_KEY} must be 'module.path:ClassName', "
+                         f"got {base_spec!r}")
+    base = load_config_class(base_spec)
+    unknown = sorted(k for k in data if k not in _DERIVED and (
+        not isinstance(k, str) or not _SETTING.match(k) or not hasattr(base, k)))
+    if unknown:
+        raise UsageError(f"--config {path!r}: not settings of {base.__name__}: "
+                         f"{', '.join(map(str, unknown))}")
+    attrs = {k: _setting_value(getattr(base, k), v) for k, v in data.items()
+             if k not in _DERIVED}
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    cls = type(f"FileConfig_{stem}", (base,), attrs)
+    cls.__module__ = __name__
+    logger.info("Config %s: %s with %d settings from the file", path, base.__name__, len(attrs))
+    return cls
+
+
 def load_config_class(spec: str) -> type:
-    """Import the Config class named by `"module.path:ClassName"` or `"file.py:ClassName"`.
+    """The Config class named by `"module.path:ClassName"`, `"file.py:ClassName"`, or a config
+    file `"settings.json"` / `"settings.yaml"` (`load_config_file`).
 
     A module path is looked up from the working directory too (as `python -m` does). This is
     the one config loader of the command line (every subcommand's `--config`).
@@ -95,6 +171,8 @@ def load_config_class(spec: str) -> type:
     """
     from mrcnn.config import Config
 
+    if os.path.splitext(spec)[1].lower() in CONFIG_FILE_TYPES:
+        return load_config_file(spec)
     module_name, sep, class_name = spec.rpartition(":")
     if not sep or not module_name or not class_name.isidentifier():
         raise UsageError(f"--config must look like 'module.path:ClassName' or "

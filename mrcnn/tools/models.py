@@ -133,3 +133,57 @@ def inference_model(args: argparse.Namespace, dataset: Any,
     model = build_model("inference", config, args.logs)
     load_weights(model, args.weights, path)
     return model, config
+
+
+def read_checkpoint_metadata(path: str | None) -> dict[str, Any]:
+    """What a checkpoint says about itself, for commands given no config or class names.
+
+    Checkpoints written by `mrcnn train` / `MaskRCNN.train` store the training set's class
+    names, the detection settings and the training state beside the weights
+    (`mrcnn.engine.train_loop.checkpoint_metadata`); earlier ones of this project only the
+    config (the detection settings are then taken from it); matterport's files nothing.
+
+    Args:
+        path: a weights file, or None.
+
+    Returns:
+        {"class_names": [names, index = class id, "BG" first] or None, "detection":
+        {DETECTION_MIN_CONFIDENCE, DETECTION_NMS_THRESHOLD, DETECTION_MAX_INSTANCES: value}
+        (only those stored), "training": {"layers", "learning_rate", "epochs",
+        "lr_schedule"} or None, "epoch": int or None, "config": dict or None}. All empty
+        for None, a missing file, a TF checkpoint or a file without extras.
+    """
+    from mrcnn.checkpoint.h5_format import read_h5_extras
+    from mrcnn.engine.train_loop import DETECTION_SETTINGS
+
+    out: dict[str, Any] = {"class_names": None, "detection": {}, "training": None,
+                           "epoch": None, "config": None}
+    if path is None or not os.path.isfile(path):
+        return out
+    try:
+        extras = read_h5_extras(path)
+    except (OSError, ValueError):
+        return out
+    metadata = extras.get("metadata") or {}
+    config = extras.get("config") or {}
+    out["epoch"], out["config"] = extras.get("epoch"), extras.get("config")
+    out["class_names"] = metadata.get("class_names")
+    out["training"] = metadata.get("training")
+    detection = metadata.get("detection") or {k: config[k] for k in DETECTION_SETTINGS
+                                               if k in config}
+    out["detection"] = {k: detection[k] for k in DETECTION_SETTINGS if k in detection}
+    return out
+
+
+def checkpoint_class_names(path: str | None) -> list[str] | None:
+    """The class names stored in a checkpoint without the background (for labels), or None."""
+    names = read_checkpoint_metadata(path)["class_names"]
+    return list(names[1:]) if names else None
+
+
+def checkpoint_detection_settings(path: str | None, skip: set[str] | None = None
+                                  ) -> dict[str, Any]:
+    """The detection settings stored in a checkpoint, minus the names in `skip` (--set):
+    `derived` values for `make_config` so that a checkpoint detects as in training."""
+    stored = read_checkpoint_metadata(path)["detection"]
+    return {k: v for k, v in stored.items() if k not in (skip or set())}

@@ -14,9 +14,10 @@ from mrcnn.tools.common import AUGMENTATIONS, DEFAULT_CONFIG
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("config")
-    g.add_argument("--config", default=DEFAULT_CONFIG, metavar="MODULE:CLASS",
-                   help=f"Config class, 'module.path:ClassName' or 'file.py:ClassName' "
-                        f"(default {DEFAULT_CONFIG})")
+    g.add_argument("--config", default=DEFAULT_CONFIG, metavar="MODULE:CLASS|FILE",
+                   help=f"Config class, 'module.path:ClassName' or 'file.py:ClassName', or a "
+                        f"JSON/YAML file of settings (optional _BASE_: 'module:Class'; a run's "
+                        f"config.json works) (default {DEFAULT_CONFIG})")
     g.add_argument("--set", dest="settings", action="extend", nargs="+", default=[],
                    metavar="NAME=VALUE", help="override config settings; values are Python "
                    "literals (IMAGE_MAX_DIM=512 RPN_ANCHOR_SCALES='(16, 32, 64, 128, 256)')")
@@ -47,6 +48,50 @@ def _add_weights_args(p: argparse.ArgumentParser, default: str) -> None:
                    help="directory of training runs (default ./logs)")
 
 
+def _add_train_run_args(p: argparse.ArgumentParser) -> None:
+    """`mrcnn train`'s run folder, resume, schedule, evaluation, checkpoint and TensorBoard
+    options. Their defaults are None ("not given"): `--resume` fills them from the run."""
+    g = p.add_argument_group("run folder and resume")
+    g.add_argument("--resume", nargs="?", const="last", default=None, metavar="RUN|CHECKPOINT",
+                   help="continue a run as it was (layers, learning-rate schedule, optimizer "
+                        "state, epoch, data and options; flags given again win): its folder, "
+                        "a checkpoint, or nothing for the newest run (of --run-name / "
+                        "--output-dir when given)")
+    g.add_argument("--run-name", default=None, metavar="NAME",
+                   help="write the run to LOGS/NAME instead of LOGS/{name}{YYYYmmddTHHMM}")
+    g.add_argument("--output-dir", default=None, metavar="DIR",
+                   help="write the run to this folder (checkpoints, config.json, "
+                        "metrics.json, training_curves.png, TensorBoard logs)")
+    g = p.add_argument_group("learning-rate schedule (per step; epochs count over the run)")
+    g.add_argument("--lr-schedule", choices=("constant", "step", "cosine"), default=None,
+                   help="decay after warmup: step (x --lr-gamma at each --lr-steps epoch) or "
+                        "cosine (to 0 at --epochs); default constant")
+    g.add_argument("--lr-steps", type=int, nargs="+", default=None, metavar="EPOCH",
+                   help="epochs at which the step schedule multiplies the rate by --lr-gamma")
+    g.add_argument("--lr-gamma", type=float, default=None, help="step-decay factor (0.1)")
+    warm = g.add_mutually_exclusive_group()
+    warm.add_argument("--warmup-steps", type=int, default=None,
+                      help="linear warmup over the first N steps (batches)")
+    warm.add_argument("--warmup-epochs", type=int, default=None,
+                      help="linear warmup over the first N epochs")
+    g = p.add_argument_group("evaluation and checkpoints")
+    g.add_argument("--eval-period", type=int, default=None, metavar="N",
+                   help="mask mAP@0.5 on the validation set every N epochs (logged as mAP)")
+    g.add_argument("--eval-limit", type=int, default=None, metavar="N",
+                   help="evaluate on the first N validation images (default all)")
+    g.add_argument("--keep", type=int, default=None, metavar="N",
+                   help="keep only the newest N epoch checkpoints (default all)")
+    g.add_argument("--best", default=None, metavar="METRIC",
+                   help="also keep the best epoch as mask_rcnn_{name}_best.h5 by METRIC "
+                        "(val_loss, mAP with --eval-period, ...)")
+    g = p.add_argument_group("TensorBoard")
+    g.add_argument("--log-every", type=int, default=None, metavar="N",
+                   help="write the scalars every N steps (default once per epoch)")
+    g.add_argument("--tb-images", type=int, default=None, metavar="N",
+                   help="draw detections on N validation images into TensorBoard (every "
+                        "--eval-period epochs, else every epoch)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the `mrcnn` command."""
     parser = argparse.ArgumentParser(
@@ -58,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train on a COCO-format or VIA dataset",
                        description="Train Mask R-CNN. Checkpoints go to "
-                       "LOGS/{name}{YYYYmmddTHHMM}/mask_rcnn_{name}_{epoch:04d}.h5.")
+                       "LOGS/{name}{YYYYmmddTHHMM}/mask_rcnn_{name}_{epoch:04d}.h5 (or the "
+                       "folder of --run-name / --output-dir), with config.json, metrics.json "
+                       "and training_curves.png beside them.")
     _add_dataset_args(p)
     _add_config_args(p)
     _add_weights_args(p, "none")
@@ -68,12 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
                         f"NUM_CLASSES != {COCO_NUM_CLASSES})")
     p.add_argument("--layers", default=None, metavar="heads|3+|4+|5+|all|REGEX",
                    help="layers to train (default heads, or all with --weights none)")
-    p.add_argument("--epochs", type=int, default=1,
+    p.add_argument("--epochs", type=int, default=None,
                    help="train up to this epoch, counted over the run (as matterport; default 1)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
-    p.add_argument("--augment", choices=AUGMENTATIONS, default="none",
-                   help="flip: left-right; flips: and up-down; affine: flip, rotate, scale")
+    p.add_argument("--augment", choices=AUGMENTATIONS, default=None,
+                   help="flip: left-right; flips: and up-down; affine: flip, rotate, scale "
+                        "(default none)")
     p.add_argument("--workers", type=int, default=None, help="data-loading threads")
+    _add_train_run_args(p)
 
     p = sub.add_parser("evaluate", help="mAP of a model on a dataset (and COCOeval for COCO)",
                        description="Evaluate on --val (or --train when no --val is given).")

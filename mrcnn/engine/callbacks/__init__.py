@@ -7,6 +7,7 @@
 - `BestCheckpoint`: keeps `mask_rcnn_{name}_best.h5` and a JSON record of the best epoch.
 - `EarlyStopping`: Keras' own, with the direction of our metric names ("*loss", "mAP") known.
 - `TensorBoardDetections`: draws a few validation detections into TensorBoard each epoch.
+- `EpochLog`: the run's epoch values in `metrics.json` of the run folder, over resumed runs.
 - `EpochMetricCallback`: the base class of callbacks that add values to the epoch logs
   (`mrcnn.engine.mean_ap.MeanAPCallback` adds "mAP").
 
@@ -28,12 +29,14 @@ from mrcnn.engine.callbacks.checkpoints import (
     KeepLastCheckpoints,
     MatterportCheckpoint,
 )
+from mrcnn.engine.callbacks.epoch_log import EpochLog, read_epoch_log
 from mrcnn.engine.callbacks.lr_schedule import WarmupLRSchedule, lr_at
 from mrcnn.engine.callbacks.tensorboard_images import TensorBoardDetections
 
 __all__ = [
     "BestCheckpoint",
     "EarlyStopping",
+    "EpochLog",
     "EpochMetricCallback",
     "KeepLastCheckpoints",
     "MatterportCheckpoint",
@@ -41,5 +44,6 @@ __all__ = [
     "TensorBoardDetections",
     "WarmupLRSchedule",
     "lr_at",
+    "read_epoch_log",
     "monitor_mode",
 ]

@@ -39,14 +39,17 @@ class MatterportCheckpoint(keras.callbacks.Callback):
         path_template: a path with an `{epoch}` field, e.g. MaskRCNN.checkpoint_path.
         config: a dict stored beside the weights (Config.to_dict()).
         save_optimizer: also store the optimizer state for exact resume.
+        metadata: a JSON-able dict stored beside the weights (class names, detection
+            settings, the training state a resume needs: `mrcnn.engine.train_loop`).
     """
 
     def __init__(self, path_template: str, config: dict | None = None,
-                 save_optimizer: bool = True):
+                 save_optimizer: bool = True, metadata: dict | None = None):
         super().__init__()
         self.path_template = path_template
         self.config = config
         self.save_optimizer = save_optimizer
+        self.metadata = metadata
         self.saved: list[str] = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -58,7 +61,8 @@ class MatterportCheckpoint(keras.callbacks.Callback):
             return
         path = self.path_template.format(epoch=epoch + 1)
         save_weights_h5(self.model, path, epoch=epoch + 1, config=self.config,
-                        optimizer=self.model.optimizer if self.save_optimizer else None)
+                        optimizer=self.model.optimizer if self.save_optimizer else None,
+                        metadata=self.metadata)
         self.saved.append(path)
         logger.info("Saved checkpoint %s", path)
 

@@ -104,6 +104,15 @@ class WarmupLRSchedule(keras.callbacks.Callback):
         # Validate every argument now rather than at the first batch.
         lr_at(0, base_lr or 1.0, **self._schedule_kwargs(1))
 
+    def get_config(self) -> dict:
+        """The constructor arguments, JSON-able: `WarmupLRSchedule(**get_config())` makes the
+        same schedule (stored in checkpoints so that a resumed run continues it)."""
+        return {"base_lr": self.base_lr, "warmup_steps": self.warmup_steps,
+                "warmup_factor": self.warmup_factor, "decay": self.decay,
+                "milestones": list(self.milestones), "gamma": self.gamma, "total": self.total,
+                "min_lr": self.min_lr, "unit": self.unit,
+                "steps_per_epoch": self.steps_per_epoch}
+
     def _schedule_kwargs(self, steps_per_epoch: int) -> dict:
         scale = steps_per_epoch if self.unit == "epoch" else 1
         return {"warmup_steps": self.warmup_steps, "warmup_factor": self.warmup_factor,
