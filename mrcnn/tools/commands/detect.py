@@ -24,7 +24,7 @@ from mrcnn.tools.common import (
     split_names,
     write_json,
 )
-from mrcnn.tools.models import inference_model, resolve_checkpoint
+from mrcnn.tools.models import inference_model, read_checkpoint_metadata, resolve_checkpoint
 from mrcnn.tools.progress import ProgressBar
 
 logger = logging.getLogger(__name__)
@@ -60,18 +60,13 @@ def find_images(inputs: list[str]) -> list[str]:
 
 
 def checkpoint_metadata(path: str | None) -> tuple[dict[str, Any], list[str] | None]:
-    """(the stored config dict, the stored class names or None) of a weights file; empty for
-    files without mrcnn extras (matterport's) and for TF checkpoints."""
-    from mrcnn.checkpoint.h5_format import read_h5_extras
-
-    if path is None or not os.path.isfile(path):
-        return {}, None
-    try:
-        extras = read_h5_extras(path)
-    except (OSError, ValueError):
-        return {}, None
-    stored = extras.get("config") or {}
-    names = extras.get("class_names") or stored.get("CLASS_NAMES")
+    """(the stored settings, the stored class names or None) of a weights file, from
+    `tools.models.read_checkpoint_metadata`: the stored config with the checkpoint's detection
+    settings on top; empty for matterport's files and TF checkpoints."""
+    meta = read_checkpoint_metadata(path)
+    stored = dict(meta["config"] or {})
+    stored.update(meta["detection"])
+    names = meta["class_names"] or stored.get("CLASS_NAMES")
     return stored, [str(n) for n in names] if names else None
 
 
