@@ -50,6 +50,7 @@ def test_parse_args_quick_and_checks():
         bench.parse_args(["--weights", "/nonexistent/mask_rcnn.h5"])
 
 
+@pytest.mark.slow
 def test_mask_head_flops_follow_the_roi_counts():
     config, infer = bench.make_configs("matterport", "resnet50", 2, 128, tiny=True)
     ours, _ = bench.make_configs("float32", "resnet50", 2, 128, tiny=True)

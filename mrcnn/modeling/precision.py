@@ -118,7 +118,7 @@ def slow_policy_reason(policy: str | None, flags: Iterable[str],
     """Why an explicit `policy` is likely slower than float32 here, or None if it is not.
 
     Args:
-        policy: "mixed_bfloat16", "mixed_float16" or None (float32, never slow).
+        policy: "mixed_bfloat16", "mixed_float16", or None or "float32" (never slow).
         flags: the CPU flags.
         gpus: the compute capabilities of the visible GPUs.
     """
