@@ -27,7 +27,7 @@ from mrcnn.structures.image import RESIZE_MODES
 from mrcnn.structures.image_meta import meta_size
 
 BACKBONES = ("resnet50", "resnet101")
-MIXED_PRECISION_POLICIES = (None, "mixed_bfloat16", "mixed_float16")
+MIXED_PRECISION_POLICIES = (None, "auto", "mixed_bfloat16", "mixed_float16")
 # Settings that derive from others (see `Config.derived_values`), and where they come from.
 DERIVED = {"BATCH_SIZE": "IMAGES_PER_GPU * GPU_COUNT",
            "IMAGE_SHAPE": "IMAGE_MAX_DIM (IMAGE_MIN_DIM in 'crop' mode) and IMAGE_CHANNEL_COUNT",
@@ -175,9 +175,16 @@ class Config:
     # mask head's cost drops about 3x. False: matterport's graph (masks for every ROI).
     MASK_ON_POSITIVE_ROIS = True
 
+    # (mrcnn) Inference runs the mask head on the real detections only (class_id > 0; per batch
+    # as many rows as the image with the most detections), not on all DETECTION_MAX_INSTANCES
+    # rows. Outputs are the same (padding rows of mrcnn_mask are zero). False: matterport's graph.
+    MASK_ON_DETECTIONS = True
+
     # (mrcnn) Mixed precision: None (float32), "mixed_bfloat16" (fast on CPUs with AMX/AVX512-BF16)
-    # or "mixed_float16" (GPUs; the optimizer then scales the loss). Geometry layers (proposals,
-    # ROIAlign boxes, targets, detections) and the losses always run in float32.
+    # or "mixed_float16" (GPUs; the optimizer then scales the loss), or "auto": the one the
+    # hardware runs fastest (mrcnn.modeling.precision; bf16 where the CPU flags show amx_bf16 or
+    # avx512_bf16, float16 on GPUs of compute capability >= 7.0, float32 otherwise). Geometry
+    # layers (proposals, ROIAlign boxes, targets, detections) and the losses run in float32.
     MIXED_PRECISION: str | None = None
 
     # (mrcnn) Seed for the data pipeline's randomness (shuffling, augmentation). None: random.

@@ -71,7 +71,8 @@ def test_inference_model_round_trip_in_a_fresh_process(tmp_path):
         saved = json.loads(archive.read("config.json"))
     names = {layer["registered_name"] for layer in saved["config"]["layers"]}
     assert {"mrcnn>ProposalLayer", "mrcnn>DetectionLayer", "mrcnn>PyramidROIAlign",
-            "mrcnn>TimeDistributed", "mrcnn>BatchNorm", "mrcnn>DetectionBoxes"} <= names
+            "mrcnn>TimeDistributed", "mrcnn>BatchNorm", "mrcnn>DetectionRows",
+            "mrcnn>ScatterDetectionMasks"} <= names  # MASK_ON_DETECTIONS (the default)
 
     np.savez(tmp_path / "images.npz", images=np.stack(images))
     script = RELOAD.format(tests=os.path.dirname(__file__), path=str(path),

@@ -23,7 +23,11 @@ import numpy as np
 from mrcnn.modeling.backbone import resnet_graph
 from mrcnn.modeling.fpn import build_fpn
 from mrcnn.modeling.heads import build_fpn_mask_graph, build_rpn_model, fpn_classifier_graph
-from mrcnn.modeling.layers.detection import DetectionLayer
+from mrcnn.modeling.layers.detection import (
+    DetectionLayer,
+    DetectionRows,
+    ScatterDetectionMasks,
+)
 from mrcnn.modeling.layers.detection_target import DetectionTargetLayer
 from mrcnn.modeling.layers.loss import LossLayer
 from mrcnn.modeling.layers.misc import (
@@ -35,6 +39,7 @@ from mrcnn.modeling.layers.misc import (
     TakeFirst,
 )
 from mrcnn.modeling.layers.proposal import ProposalLayer
+from mrcnn.modeling.precision import resolve_policy
 from mrcnn.structures.anchors import anchors_for_config
 
 logger = logging.getLogger(__name__)
@@ -168,6 +173,10 @@ def inference_outputs(config: Any, rpn_outs: Sequence[keras.KerasTensor],
                       ) -> list[keras.KerasTensor]:
     """The inference tail: proposals, box head, detections, then masks of the detections.
 
+    With MASK_ON_DETECTIONS the mask head runs on the real detections only (`DetectionRows`,
+    then `ScatterDetectionMasks` back to DETECTION_MAX_INSTANCES rows, padding rows zero);
+    otherwise on every row, as matterport's graph does. The real rows' masks are the same.
+
     Args:
         config: the Config (proposal and detection settings).
         rpn_outs: [rpn_class_logits, rpn_class, rpn_bbox] from `rpn_outputs`.
@@ -183,7 +192,11 @@ def inference_outputs(config: Any, rpn_outs: Sequence[keras.KerasTensor],
     rpn_rois = proposal(config, "inference")([rpn_class, rpn_bbox, anchors])
     _, mrcnn_class, mrcnn_bbox = classify(rpn_rois)
     detections = detection(config)([rpn_rois, mrcnn_class, mrcnn_bbox, image_meta])
-    mrcnn_mask = segment(DetectionBoxes(name="detection_boxes")(detections))
+    if config.MASK_ON_DETECTIONS:
+        masks = segment(DetectionRows(name="detection_boxes")(detections))
+        mrcnn_mask = ScatterDetectionMasks(name="detection_masks")([masks, detections])
+    else:
+        mrcnn_mask = segment(DetectionBoxes(name="detection_boxes")(detections))
     return [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox]
 
 
@@ -294,8 +307,9 @@ def build_keras_model(mode: str, config: Any, model_class: type = keras.Model,
                       **model_kwargs: Any) -> keras.Model:
     """The Keras model of `mode`, named "mask_rcnn".
 
-    The layers are made under MIXED_PRECISION's policy; the global policy is restored before
-    the model object itself is created (its metrics and optimizer stay float32).
+    The layers are made under MIXED_PRECISION's policy ("auto" resolved for this machine by
+    `mrcnn.modeling.precision.resolve_policy`); the global policy is restored before the
+    model object itself is created (its metrics and optimizer stay float32).
 
     Args:
         mode: "training" or "inference".
@@ -304,6 +318,6 @@ def build_keras_model(mode: str, config: Any, model_class: type = keras.Model,
             `model_class(inputs, outputs, name="mask_rcnn", **model_kwargs)` (the training
             model, `mrcnn.engine.trainer.TrainingModel`, computes the losses).
     """
-    with dtype_policy(config.MIXED_PRECISION):
+    with dtype_policy(resolve_policy(config.MIXED_PRECISION)):
         inputs, outputs = build_graph(mode, config)
     return model_class(inputs, outputs, name="mask_rcnn", **model_kwargs)

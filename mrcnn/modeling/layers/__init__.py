@@ -3,7 +3,11 @@ registered as `mrcnn>ClassName`: importing this package is enough for `keras.sav
 to rebuild a saved model without `custom_objects`."""
 
 from mrcnn.modeling.layers.batch_norm import BatchNorm
-from mrcnn.modeling.layers.detection import DetectionLayer
+from mrcnn.modeling.layers.detection import (
+    DetectionLayer,
+    DetectionRows,
+    ScatterDetectionMasks,
+)
 from mrcnn.modeling.layers.detection_target import DetectionTargetLayer
 from mrcnn.modeling.layers.loss import LossLayer
 from mrcnn.modeling.layers.misc import (
@@ -19,7 +23,7 @@ from mrcnn.modeling.layers.roi_align import PyramidROIAlign
 from mrcnn.modeling.layers.time_distributed import TimeDistributed
 
 __all__ = [
-    "AnchorsLayer", "BatchNorm", "DetectionBoxes", "DetectionLayer", "DetectionTargetLayer",
-    "IdentityLayer", "ImageMetaField", "LossLayer", "NormBoxes", "ProposalLayer", "PyramidROIAlign",
-    "TakeFirst", "TimeDistributed",
+    "AnchorsLayer", "BatchNorm", "DetectionBoxes", "DetectionLayer", "DetectionRows",
+    "DetectionTargetLayer", "IdentityLayer", "ImageMetaField", "LossLayer", "NormBoxes",
+    "ProposalLayer", "PyramidROIAlign", "ScatterDetectionMasks", "TakeFirst", "TimeDistributed",
 ]
