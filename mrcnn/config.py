@@ -25,6 +25,7 @@ from mrcnn.structures.image_meta import meta_size
 
 BACKBONES = ("resnet50", "resnet101")
 MIXED_PRECISION_POLICIES = (None, "mixed_bfloat16", "mixed_float16")
+DISTRIBUTIONS = (None, "mirrored", "multi_worker")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
               "mrcnn_bbox_loss", "mrcnn_mask_loss")
 
@@ -171,6 +172,11 @@ class Config:
     # ROIAlign boxes, targets, detections) and the losses always run in float32.
     MIXED_PRECISION: str | None = None
 
+    # (mrcnn) Distributed training: None (one device), "mirrored" (tf.distribute.MirroredStrategy
+    # over the local GPUs) or "multi_worker" (MultiWorkerMirroredStrategy; cluster from
+    # TF_CONFIG). BATCH_SIZE becomes IMAGES_PER_GPU * replicas (see mrcnn.distribute).
+    DISTRIBUTION: str | None = None
+
     # (mrcnn) Seed for the data pipeline's randomness (shuffling, augmentation). None: random.
     RANDOM_SEED: int | None = None
 
@@ -292,6 +298,7 @@ class Config:
             checks.check_fraction(*setting(field))
         checks.check_fraction(*setting("DETECTION_MIN_CONFIDENCE"), allow_zero=True)
         checks.check_one_of(*setting("MIXED_PRECISION"), MIXED_PRECISION_POLICIES)
+        checks.check_one_of(*setting("DISTRIBUTION"), DISTRIBUTIONS)
         if self.MASK_ON_POSITIVE_ROIS and int(self.TRAIN_ROIS_PER_IMAGE
                                                * self.ROI_POSITIVE_RATIO) < 1:
             fail("ROI_POSITIVE_RATIO", self.ROI_POSITIVE_RATIO,
