@@ -221,3 +221,24 @@ def test_multi_worker_trains_chief_writes_and_resumes(tmp_path):
     assert names == ["mask_rcnn_dist_0001.h5", "mask_rcnn_dist_0002.h5"]
     assert second[0]["log_dir"] == os.path.dirname(chief_files[0])  # the same run continues
     assert _checkpoints(tmp_path / "logs1") == []
+
+
+@pytest.mark.slow
+def test_gpu_check_says_no_gpu_and_smoke_runs_on_cpu(tmp_path):
+    script = os.path.join(ROOT, "bench", "gpu_check.py")
+    proc = subprocess.run([sys.executable, script, "--json", str(tmp_path / "none.json")],
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no GPU visible" in proc.stdout
+    assert json.loads((tmp_path / "none.json").read_text())["gpus"] == 0
+
+    proc = subprocess.run([sys.executable, script, "--cpu-smoke", "--json",
+                           str(tmp_path / "smoke.json")],
+                          env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train 1 GPU" in proc.stdout
+    (row,) = json.loads((tmp_path / "smoke.json").read_text())["rows"]
+    assert row["backbone"] == "resnet50" and row["jit_compile"] is False
+    assert "errors" not in row, row.get("errors")
+    for key in ("train_1gpu", "train_all_gpus", "infer_1gpu"):
+        assert row[key] > 0, key

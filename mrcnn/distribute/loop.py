@@ -56,9 +56,19 @@ def _check_batch(config: Any, strategy: tf.distribute.Strategy) -> int:
 
 
 def make_step_functions(keras_model: keras.Model, strategy: tf.distribute.Strategy,
-                        clip_norm: float | None) -> tuple[Callable, Callable]:
+                        clip_norm: float | None, jit_compile: bool = False
+                        ) -> tuple[Callable, Callable]:
     """The compiled train and validation steps: `step(distributed_batch) -> {name: loss}`
-    with every loss term averaged over the replicas."""
+    with every loss term averaged over the replicas.
+
+    Args:
+        keras_model: a compiled `TrainingModel` (its optimizer must not clip: clipping is
+            done here on the summed gradients).
+        strategy: the strategy it was built under.
+        clip_norm: the global gradient norm to clip to, or None.
+        jit_compile: XLA for the replica step. Off by default: XLA measured ~1.9x slower
+            than plain tf.function on CPU (DESIGN.md); bench/gpu_check.py measures both on GPU.
+    """
     replicas = strategy.num_replicas_in_sync
     optimizer = keras_model.optimizer
     sum_op = tf.distribute.ReduceOp.SUM
@@ -93,7 +103,11 @@ def make_step_functions(keras_model: keras.Model, strategy: tf.distribute.Strate
         return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                 for k, v in per_replica.items()}
 
-    @tf.function(jit_compile=False)  # XLA measured slower on CPU; see bench/gpu_check.py
+    if jit_compile:
+        replica_train = tf.function(replica_train, jit_compile=True)
+        replica_test = tf.function(replica_test, jit_compile=True)
+
+    @tf.function(jit_compile=False)
     def train_step(batch):
         return reduce(strategy.run(replica_train, args=(batch,)))
 
