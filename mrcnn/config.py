@@ -33,7 +33,8 @@ DERIVED = {"BATCH_SIZE": "IMAGES_PER_GPU * GPU_COUNT",
            "IMAGE_SHAPE": "IMAGE_MAX_DIM (IMAGE_MIN_DIM in 'crop' mode) and IMAGE_CHANNEL_COUNT",
            "IMAGE_META_SIZE": "NUM_CLASSES"}
 # The base settings whose values are strings; every other base setting holds no string.
-STRING_SETTINGS = ("NAME", "BACKBONE", "IMAGE_RESIZE_MODE", "MIXED_PRECISION")
+STRING_SETTINGS = ("NAME", "BACKBONE", "IMAGE_RESIZE_MODE", "MIXED_PRECISION", "DISTRIBUTION")
+DISTRIBUTIONS = (None, "mirrored", "multi_worker")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
               "mrcnn_bbox_loss", "mrcnn_mask_loss")
 
@@ -186,6 +187,11 @@ class Config:
     # avx512_bf16, float16 on GPUs of compute capability >= 7.0, float32 otherwise). Geometry
     # layers (proposals, ROIAlign boxes, targets, detections) and the losses run in float32.
     MIXED_PRECISION: str | None = None
+
+    # (mrcnn) Distributed training: None (one device), "mirrored" (tf.distribute.MirroredStrategy
+    # over the local GPUs) or "multi_worker" (MultiWorkerMirroredStrategy; cluster from
+    # TF_CONFIG). BATCH_SIZE becomes IMAGES_PER_GPU * replicas (see mrcnn.distribute).
+    DISTRIBUTION: str | None = None
 
     # (mrcnn) Seed for the data pipeline's randomness (shuffling, augmentation). None: random.
     RANDOM_SEED: int | None = None
@@ -347,6 +353,7 @@ class Config:
             checks.check_fraction(*setting(field))
         checks.check_fraction(*setting("DETECTION_MIN_CONFIDENCE"), allow_zero=True)
         checks.check_one_of(*setting("MIXED_PRECISION"), MIXED_PRECISION_POLICIES)
+        checks.check_one_of(*setting("DISTRIBUTION"), DISTRIBUTIONS)
         if self.MASK_ON_POSITIVE_ROIS and int(self.TRAIN_ROIS_PER_IMAGE
                                                * self.ROI_POSITIVE_RATIO) < 1:
             fail("ROI_POSITIVE_RATIO", self.ROI_POSITIVE_RATIO,

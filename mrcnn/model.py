@@ -107,12 +107,16 @@ class MaskRCNN:
         mode: "training" or "inference".
         config: a `mrcnn.config.Config` (subclass) instance.
         model_dir: the directory of training runs (logs and checkpoints).
+        strategy: a `tf.distribute.Strategy` to build and train under; default: the one
+            config.DISTRIBUTION names (None: no strategy). With a strategy, the model and
+            its optimizer are created in its scope, GPU_COUNT and BATCH_SIZE are set to
+            its replicas, and train() runs `mrcnn.distribute.train_distributed`.
 
     Attributes (matterport's): keras_model, config, mode, model_dir, log_dir,
     checkpoint_path, epoch. Also last_load_report (the LoadReport of the last load_weights).
     """
 
-    def __init__(self, mode: str, config: Any, model_dir: str):
+    def __init__(self, mode: str, config: Any, model_dir: str, strategy: Any = None):
         if mode not in ("training", "inference"):
             raise ValueError(f"mode must be 'training' or 'inference', got {mode!r}")
         if not hasattr(config, "validate"):
@@ -126,8 +130,23 @@ class MaskRCNN:
         # A loaded checkpoint's optimizer state, restored by the next compile().
         self._optimizer_state_path: str | None = None
         self.last_load_report = None
+        self.strategy = None
+        if mode == "training" and (strategy is not None or config.DISTRIBUTION is not None):
+            from mrcnn.distribute import resolve_strategy
+
+            self.strategy = resolve_strategy(strategy, config.DISTRIBUTION)
+            replicas = self.strategy.num_replicas_in_sync
+            if config.GPU_COUNT != replicas:
+                logger.info("GPU_COUNT %d -> %d replicas of %s", config.GPU_COUNT, replicas,
+                            type(self.strategy).__name__)
+            config.GPU_COUNT = replicas
+            config.BATCH_SIZE = config.IMAGES_PER_GPU * replicas
         self.set_log_dir()
-        self.keras_model = self.build(mode, config)
+        if self.strategy is None:
+            self.keras_model = self.build(mode, config)
+        else:
+            with self.strategy.scope():
+                self.keras_model = self.build(mode, config)
 
     def build(self, mode: str, config: Any) -> keras.Model:
         """Build the Keras model of `mode` (matterport's method; called by the constructor)."""
@@ -217,7 +236,13 @@ class MaskRCNN:
                 is written).
         """
         self._require("training", "train()")
-        history = train_loop.train(
+        run = train_loop.train
+        if self.strategy is not None:
+            from mrcnn.distribute import train_distributed
+
+            def run(model, config, *args, **kwargs):
+                return train_distributed(model, config, self.strategy, *args, **kwargs)
+        history = run(
             self.keras_model, self.config, train_dataset, val_dataset, learning_rate, epochs,
             layers, initial_epoch=self.epoch, log_dir=self.log_dir,
             checkpoint_path=self.checkpoint_path, compile_fn=self.compile,
@@ -228,6 +253,19 @@ class MaskRCNN:
         return history
 
     # ------------------------------------------------------------------ inference
+    def export(self, export_dir: str, class_names: Sequence[str] | None = None) -> str:
+        """Write a serving SavedModel (uint8 images in, detections in pixels out) of this
+        inference model with its current weights; see mrcnn.export.export_saved_model.
+
+        Returns:
+            The SavedModel directory.
+        """
+        self._require("inference", "export()")
+        from mrcnn.export import export_saved_model
+
+        return export_saved_model(self.keras_model, self.config, export_dir,
+                                  class_names=class_names)
+
     def mold_inputs(self, images: Sequence[np.ndarray]):
         """matterport's mold_inputs: (molded_images, image_metas, windows)."""
         return mold_inputs(images, self.config)

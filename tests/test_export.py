@@ -152,3 +152,53 @@ def test_tflite_needs_flex_ops_and_names_the_blockers(exported, tmp_path):
     out = convert_to_tflite(path, str(tmp_path / "flex.tflite"))
     with open(out, "rb") as f:
         assert f.read(8)[4:8] == b"TFL3"  # the TFLite flatbuffer identifier
+
+
+def _serve(path, image):
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(path).signatures["serving_default"]
+    out = fn(images=tf.constant(image[np.newaxis]))
+    return {name: value.numpy()[0] for name, value in out.items()}
+
+
+@pytest.mark.slow
+def test_maskrcnn_export_and_the_cli_serve_what_detect_finds(exported, tmp_path, capsys):
+    from mrcnn.checkpoint.h5_format import save_weights_h5
+    from mrcnn.tools import cli
+
+    model, dataset, _, _ = exported
+    image = dataset.load_image(1)
+    reference = model.detect([image])[0]
+    assert len(reference["class_ids"]) > 0
+
+    path = model.export(str(tmp_path / "api" / "1"), class_names=dataset.class_names)
+    assert read_class_names(path) == dataset.class_names
+    match(_serve(path, image), reference, "MaskRCNN.export")
+
+    weights = tmp_path / "weights.h5"
+    save_weights_h5(model.keras_model, str(weights))
+    status = cli.main(["export", "--config", f"{os.path.abspath(__file__)}:ExportConfig",
+                       "--weights", str(weights), "--logs", str(tmp_path / "logs"),
+                       "--output", str(tmp_path / "cli" / "1"),
+                       "--class-names", ",".join(dataset.class_names[1:])])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert str(tmp_path / "cli" / "1") in out
+    assert read_class_names(str(tmp_path / "cli" / "1")) == dataset.class_names
+    match(_serve(str(tmp_path / "cli" / "1"), image), reference, "mrcnn export")
+    # A second export into the same (now non-empty) directory is a usage error (status 2).
+    status = cli.main(["export", "--config", f"{os.path.abspath(__file__)}:ExportConfig",
+                       "--weights", str(weights), "--logs", str(tmp_path / "logs"),
+                       "--output", str(tmp_path / "cli" / "1")])
+    assert status == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_export_needs_an_inference_model(tmp_path):
+    from tiny_config import TinyConfig
+
+    model = modellib.MaskRCNN("training", TinyConfig(), str(tmp_path))
+    with pytest.raises(ValueError, match="inference mode"):
+        model.export(str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

@@ -192,4 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result here")
     p.add_argument("--fail-on-unmatched", action="store_true",
                    help="exit with 1 when an object has best anchor IoU < 0.3")
+
+    p = sub.add_parser("export", help="write a serving SavedModel (uint8 images in, "
+                       "detections out)", description="Build the inference model, load "
+                       "--weights and write a TensorFlow Serving SavedModel to --output.")
+    _add_config_args(p)
+    _add_weights_args(p, "last")
+    p.add_argument("--output", required=True, metavar="DIR",
+                   help="SavedModel directory to create (e.g. serving/mask_rcnn/1)")
+    p.add_argument("--class-names", default=None, metavar="A,B,...",
+                   help="comma-separated class names (without the background)")
     return parser

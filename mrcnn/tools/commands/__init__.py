@@ -1,5 +1,5 @@
 """The `mrcnn` subcommands, one module each (`train`, `evaluate`, `detect`,
-`inspect_weights`, `debug_data`).
+`inspect_weights`, `debug_data`, `export`).
 
 Each module has `run(args) -> int`: it takes the parsed arguments (`mrcnn.tools.parser`),
 prints its results to stdout and returns the exit status; a user error is raised as
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from mrcnn.tools.commands import debug_data, detect, evaluate, inspect_weights, train
+from mrcnn.tools.commands import debug_data, detect, evaluate, export, inspect_weights, train
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": train.run,
@@ -21,4 +21,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "detect": detect.run,
     "inspect-weights": inspect_weights.run,
     "debug-data": debug_data.run,
+    "export": export.run,
 }
