@@ -13,6 +13,17 @@ Callback order (`training_callbacks`), at every hook:
 4. `MatterportCheckpoint`: the epoch's `mask_rcnn_{name}_{epoch:04d}.h5`.
 5. The other custom callbacks, in the order given: they see the added metrics, and the
    epoch's checkpoint file exists (`BestCheckpoint` copies it, `KeepLastCheckpoints` prunes).
+6. With config.RANDOM_SEED set, `SamplingSeedReset` (epoch begin only).
+
+Exact resume. With RANDOM_SEED set and one data worker, stopping after epoch k and resuming
+from its checkpoint gives bit for bit the weights of the uninterrupted run on CPU (measured:
+`tests/test_resume.py`). What makes it so: the batch order is the `DataGenerator`'s, a pure
+function of (seed, epoch) (`fit(shuffle=False)`: Keras' own shuffle draws from Python's
+global RNG, which no checkpoint records, and made resumed weights differ by up to 4e-3);
+the ROI sampling of `proposal_targets` draws from a seed state set per (seed, epoch) here
+(TF's stateful shuffle kernels restart with a new process: 1.5e-8); the optimizer state
+(momentum, iterations) comes from the checkpoint; the epoch from its name, and a
+`WarmupLRSchedule` computes the rate from (epoch, batch).
 """
 
 from __future__ import annotations
@@ -23,13 +34,51 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 from mrcnn.data.generator import DataGenerator
 from mrcnn.engine.callbacks.base import EpochMetricCallback, NonFiniteLossGuard
 from mrcnn.engine.callbacks.checkpoints import MatterportCheckpoint
 from mrcnn.engine.trainer import make_optimizer, resolve_layers, set_trainable
+from mrcnn.fileio import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
+
+
+class SamplingSeedReset(keras.callbacks.Callback):
+    """At each epoch's start, sets the state of the ROI-sampling seed generators (the
+    `sampling_seed` of `DetectionTargetLayer`) to a pure function of (seed, epoch).
+
+    Within an epoch the state advances one step per batch; the uninterrupted run and a run
+    resumed at this epoch therefore draw the same ROIs.
+
+    Args:
+        seed: config.RANDOM_SEED.
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = int(seed)
+
+    @staticmethod
+    def generators(model: keras.Model) -> list[Any]:
+        """The `sampling_seed` SeedGenerators of `model`'s layers (nested models included)."""
+        found = []
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                found.extend(SamplingSeedReset.generators(layer))
+            elif getattr(layer, "sampling_seed", None) is not None:
+                found.append(layer.sampling_seed)
+        return found
+
+    def epoch_state(self, epoch: int) -> int:
+        """The first state word of `epoch` (the second, the step, starts at 0)."""
+        return int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for generator in self.generators(self.model):
+            state = np.array([self.epoch_state(epoch), 0], dtype=str(generator.state.dtype))
+            generator.state.assign(state)
 
 
 def default_workers() -> int:
@@ -155,6 +204,7 @@ def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset
     if workers is None:
         workers = default_workers()
     c = config
+    remove_stale_temp_files(log_dir)  # what writes killed in an earlier run left behind
     train_gen, val_gen = make_generators(
         c, train_dataset, val_dataset, epoch=initial_epoch, augmentation=augmentation,
         no_augmentation_sources=no_augmentation_sources, workers=workers,
@@ -162,6 +212,8 @@ def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset
     os.makedirs(log_dir, exist_ok=True)
     guard, callbacks = training_callbacks(log_dir, checkpoint_path, c.to_dict(),
                                           custom_callbacks)
+    if c.RANDOM_SEED is not None:
+        callbacks.append(SamplingSeedReset(c.RANDOM_SEED))
     logger.info("Starting at epoch %d, LR=%s, checkpoints %s", initial_epoch, learning_rate,
                 checkpoint_path)
     set_trainable(keras_model, regex)
@@ -173,7 +225,14 @@ def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset
         train_gen, initial_epoch=initial_epoch, epochs=epochs,
         steps_per_epoch=c.STEPS_PER_EPOCH, callbacks=callbacks, validation_data=val_gen,
         validation_steps=c.VALIDATION_STEPS if val_gen is not None else None,
-        verbose=verbose)
+        shuffle=False, verbose=verbose)
+    checkpoint = next(cb for cb in callbacks if isinstance(cb, MatterportCheckpoint))
+    if checkpoint.failure:
+        raise FloatingPointError(
+            f"Training stopped: the weights at the end of epoch {checkpoint.failure['epoch']} "
+            f"are not finite or exceed |w| <= {checkpoint.max_abs_weight:g} "
+            f"({', '.join(checkpoint.failure['weights'][:5])}); no checkpoint was written for "
+            "that epoch. Lower the learning rate or check the data.")
     if guard.failure:
         raise FloatingPointError(
             f"Training stopped: non-finite loss at epoch {guard.failure['epoch']}, batch "
