@@ -15,22 +15,36 @@ Callback order (`training_callbacks`), at every hook:
    and `checkpoint_metadata` (class names, detection settings, the training state).
 5. The other custom callbacks, in the order given: they see the added metrics, and the
    epoch's checkpoint file exists (`BestCheckpoint` copies it, `KeepLastCheckpoints` prunes).
+6. With config.RANDOM_SEED set, `SamplingSeedReset` (epoch begin only).
+
+Exact resume. With RANDOM_SEED set and one data worker, stopping after epoch k and resuming
+from its checkpoint gives bit for bit the weights of the uninterrupted run on CPU (measured:
+`tests/test_resume.py`). What makes it so: the batch order is the `DataGenerator`'s, a pure
+function of (seed, epoch) (`fit(shuffle=False)`: Keras' own shuffle draws from Python's
+global RNG, which no checkpoint records, and made resumed weights differ by up to 4e-3);
+the ROI sampling of `proposal_targets` draws from a seed state set per (seed, epoch) here
+(TF's stateful shuffle kernels restart with a new process: 1.5e-8); the optimizer state
+(momentum, iterations) comes from the checkpoint; the epoch from its name, and a
+`WarmupLRSchedule` computes the rate from (epoch, batch).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 from mrcnn.data.generator import DataGenerator
 from mrcnn.engine.callbacks.base import EpochMetricCallback, NonFiniteLossGuard
 from mrcnn.engine.callbacks.checkpoints import MatterportCheckpoint
 from mrcnn.engine.callbacks.lr_schedule import WarmupLRSchedule
 from mrcnn.engine.trainer import make_optimizer, resolve_layers, set_trainable
+from mrcnn.fileio import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +54,116 @@ DETECTION_SETTINGS = ("DETECTION_MIN_CONFIDENCE", "DETECTION_NMS_THRESHOLD",
                       "DETECTION_MAX_INSTANCES")
 
 
+class SamplingSeedReset(keras.callbacks.Callback):
+    """At each epoch's start, sets the state of the ROI-sampling seed generators (the
+    `sampling_seed` of `DetectionTargetLayer`) to a pure function of (seed, epoch).
+
+    Within an epoch the state advances one step per batch; the uninterrupted run and a run
+    resumed at this epoch therefore draw the same ROIs.
+
+    Args:
+        seed: config.RANDOM_SEED.
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = int(seed)
+
+    @staticmethod
+    def generators(model: keras.Model) -> list[Any]:
+        """The `sampling_seed` SeedGenerators of `model`'s layers (nested models included)."""
+        found = []
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                found.extend(SamplingSeedReset.generators(layer))
+            elif getattr(layer, "sampling_seed", None) is not None:
+                found.append(layer.sampling_seed)
+        return found
+
+    def epoch_state(self, epoch: int) -> int:
+        """The first state word of `epoch` (the second, the step, starts at 0)."""
+        return int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for generator in self.generators(self.model):
+            state = np.array([self.epoch_state(epoch), 0], dtype=str(generator.state.dtype))
+            generator.state.assign(state)
+
+
 def default_workers() -> int:
     """Data-loading workers when train() is given none: one per CPU core, at most 4."""
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def _tf_functions(function: Any, depth: int = 4) -> list[Any]:
+    """The `tf.function`s behind a Keras train/test/predict function: Keras wraps them in
+    plain closures (`multi_step_on_iterator` calling `one_step_on_data`)."""
+    found, seen, todo = [], set(), [(function, 0)]
+    while todo:
+        obj, level = todo.pop()
+        if id(obj) in seen or level > depth:
+            continue
+        seen.add(id(obj))
+        if hasattr(obj, "_list_all_concrete_functions"):
+            found.append(obj)
+        inner = getattr(obj, "_python_function", None) or getattr(obj, "__wrapped__", None)
+        if inner is not None:
+            todo.append((inner, level + 1))
+        for cell in getattr(obj, "__closure__", None) or ():
+            try:
+                todo.append((cell.cell_contents, level + 1))
+            except ValueError:  # an empty cell
+                continue
+    return found
+
+
+def _traced_function_names(function: Any) -> set[str]:
+    """Names of the graph functions the `tf.function`s behind a Keras function registered in
+    the eager context: each trace and every function nested in it (map_fn/while bodies,
+    cond branches)."""
+    names: set[str] = set()
+    for tf_function in _tf_functions(function):
+        for concrete in tf_function._list_all_concrete_functions():
+            name = concrete.name
+            names.add(name.decode() if isinstance(name, bytes) else str(name))
+            library = concrete.graph.as_graph_def().library.function
+            names.update(f.signature.name for f in library)
+    return names
+
+
+def release_compiled_state(keras_model: keras.Model) -> int:
+    """Drop what the previous compile built (traced train/test/predict functions, the
+    optimizer and its slots) before compiling again, and unregister its graph functions.
+
+    TF keeps every traced graph function (and its nested ones) registered in the eager
+    context after the Python `tf.function` is gone: each `train()` call in a process
+    (heads, then 4+, then all) left ~100 functions behind and RSS grew by 40-550 MiB per
+    call on the tiny test config (+230 MiB per call at matterport's sizes, issue 11).
+
+    Returns:
+        The number of graph functions unregistered.
+    """
+    from tensorflow.python.eager import context  # no public API lists or removes them
+
+    names: set[str] = set()
+    for attr in ("train_function", "test_function", "predict_function"):
+        function = getattr(keras_model, attr, None)
+        if function is not None:
+            names |= _traced_function_names(function)
+            setattr(keras_model, attr, None)
+    if getattr(keras_model, "optimizer", None) is not None:
+        keras_model.optimizer = None
+    function = None
+    gc.collect()
+    ctx = context.context()
+    removed = 0
+    for name in sorted(names):
+        if ctx.has_function(name):
+            ctx.remove_function(name)
+            removed += 1
+    if removed:
+        logger.debug("Unregistered %d graph functions of the previous compile", removed)
+    return removed
 
 
 def compile_model(keras_model: keras.Model, learning_rate: float, momentum: float,
@@ -59,6 +180,7 @@ def compile_model(keras_model: keras.Model, learning_rate: float, momentum: floa
     Returns:
         True when an optimizer state was restored.
     """
+    release_compiled_state(keras_model)
     optimizer = make_optimizer(learning_rate, momentum, clip_norm)
     # XLA was slower than plain tf.function on CPU here; keep it explicit (DESIGN.md).
     keras_model.compile(optimizer=optimizer, jit_compile=False)
@@ -190,6 +312,7 @@ def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset
     if workers is None:
         workers = default_workers()
     c = config
+    remove_stale_temp_files(log_dir)  # what writes killed in an earlier run left behind
     train_gen, val_gen = make_generators(
         c, train_dataset, val_dataset, epoch=initial_epoch, augmentation=augmentation,
         no_augmentation_sources=no_augmentation_sources, workers=workers,
@@ -200,6 +323,8 @@ def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset
                                    callbacks=custom_callbacks)
     guard, callbacks = training_callbacks(log_dir, checkpoint_path, c.to_dict(),
                                           custom_callbacks, metadata=metadata)
+    if c.RANDOM_SEED is not None:
+        callbacks.append(SamplingSeedReset(c.RANDOM_SEED))
     logger.info("Starting at epoch %d, LR=%s, checkpoints %s", initial_epoch, learning_rate,
                 checkpoint_path)
     set_trainable(keras_model, regex)
@@ -211,7 +336,14 @@ def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset
         train_gen, initial_epoch=initial_epoch, epochs=epochs,
         steps_per_epoch=c.STEPS_PER_EPOCH, callbacks=callbacks, validation_data=val_gen,
         validation_steps=c.VALIDATION_STEPS if val_gen is not None else None,
-        verbose=verbose)
+        shuffle=False, verbose=verbose)
+    checkpoint = next(cb for cb in callbacks if isinstance(cb, MatterportCheckpoint))
+    if checkpoint.failure:
+        raise FloatingPointError(
+            f"Training stopped: the weights at the end of epoch {checkpoint.failure['epoch']} "
+            f"are not finite or exceed |w| <= {checkpoint.max_abs_weight:g} "
+            f"({', '.join(checkpoint.failure['weights'][:5])}); no checkpoint was written for "
+            "that epoch. Lower the learning rate or check the data.")
     if guard.failure:
         raise FloatingPointError(
             f"Training stopped: non-finite loss at epoch {guard.failure['epoch']}, batch "

@@ -8,11 +8,13 @@ The file I/O is `mrcnn.checkpoint`; the names ("last", "coco", run directories) 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mrcnn.engine import runs
+from mrcnn.engine.trainer import LAYER_PRESETS
 
 logger = logging.getLogger(__name__)
 
@@ -70,5 +72,43 @@ def load_model_weights(keras_model: Any, weights: str, *, model_dir: str, name: 
         by_name = True
     report = load_weights_h5(keras_model, path, by_name=by_name, exclude=list(exclude or []),
                              **kwargs)
+    if not report.dry_run:
+        warn_unloaded(report)
     has_optimizer = bool(read_h5_extras(path).get("has_optimizer"))
     return LoadedWeights(path, report, path if has_optimizer else None)
+
+
+# The layers a by-name load may leave to their initial values without a word: the heads,
+# FPN and RPN that matterport's "imagenet" workflow trains from scratch (the `heads` preset).
+UNLOADED_OK = re.compile(LAYER_PRESETS["heads"])
+
+
+def unloaded_layers(report: Any) -> list[str]:
+    """The weighted model layers a load left at their initial values that are expected to
+    come from the file: layers missing in the file or skipped for a shape mismatch, except
+    excluded layers and the heads, FPN and RPN (`UNLOADED_OK`)."""
+    names = list(report.missing_in_file) + [m[0] for m in report.mismatched]
+    return [n for n in names if not UNLOADED_OK.fullmatch(n)]
+
+
+def warn_unloaded(report: Any) -> list[str]:
+    """Log a WARNING when a load left backbone layers (or most of the model) unloaded.
+
+    A ResNet-50 file loaded by name into a ResNet-101 model fills `res4a`-`res4f` and leaves
+    the 102 layers of `res4g`-`res4w` random: that is a warning naming the count and the
+    first layers, not an INFO line. Loading ImageNet or COCO weights with the heads excluded
+    or missing stays quiet (the heads are trained from scratch on purpose).
+
+    Returns:
+        The unloaded layers warned about (empty when quiet).
+    """
+    unloaded = unloaded_layers(report)
+    considered = len(report.loaded) + len(report.missing_in_file) + len(report.mismatched)
+    if unloaded:
+        logger.warning(
+            "Weights from %s left %d of %d non-excluded weighted layers at their initial "
+            "(random) values, %d of them outside the heads/FPN/RPN: %s%s. Is this the right "
+            "file for this BACKBONE? Pass exclude=[...] for layers you mean to train from "
+            "scratch.", report.source, considered - len(report.loaded), considered,
+            len(unloaded), ", ".join(unloaded[:8]), ", ..." if len(unloaded) > 8 else "")
+    return unloaded

@@ -138,7 +138,7 @@ def detection_targets(config: Any) -> DetectionTargetLayer:
         train_rois_per_image=config.TRAIN_ROIS_PER_IMAGE,
         roi_positive_ratio=config.ROI_POSITIVE_RATIO, mask_shape=list(config.MASK_SHAPE),
         use_mini_mask=config.USE_MINI_MASK, bbox_std_dev=_std_dev(config.BBOX_STD_DEV),
-        name="proposal_targets")
+        seed=config.RANDOM_SEED, name="proposal_targets")
 
 
 def classifier(rois: keras.KerasTensor, feature_maps: Sequence[keras.KerasTensor],

@@ -227,6 +227,14 @@ def batch_slice(
     return result[0] if len(result) == 1 else result
 
 
+def _shuffle(values: tf.Tensor, seed: tf.Tensor | None, stream: int) -> tf.Tensor:
+    """`tf.random.shuffle`, or a stateless shuffle of stream `stream` of `seed`."""
+    if seed is None:
+        return tf.random.shuffle(values)
+    seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), stream)
+    return tf.random.experimental.stateless_shuffle(values, seed)
+
+
 def detection_targets_graph(
     proposals: tf.Tensor,
     gt_class_ids: tf.Tensor,
@@ -237,6 +245,7 @@ def detection_targets_graph(
     mask_shape: Sequence[int],
     use_mini_mask: bool,
     bbox_std_dev: Sequence[float],
+    seed: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Samples ROIs of one image and builds their classifier, box and mask targets.
 
@@ -257,6 +266,8 @@ def detection_targets_graph(
         mask_shape: (height, width) of the mask targets.
         use_mini_mask: whether `gt_masks` are mini masks cropped to their boxes.
         bbox_std_dev: [4] the deltas are divided by it.
+        seed: None (TF's stateful `tf.random.shuffle`, matterport's) or a [2] integer
+            tensor: the draws are then `stateless_shuffle`s, a pure function of the seed.
 
     Returns:
         rois: [train_rois_per_image, (y1, x1, y2, x2)] normalized, float32.
@@ -284,13 +295,13 @@ def detection_targets_graph(
     negative_indices = tf.where(tf.logical_and(roi_iou_max < DETECTION_FG_IOU, no_crowd))[:, 0]
 
     positive_count = int(train_rois_per_image * roi_positive_ratio)
-    positive_indices = tf.random.shuffle(positive_indices)[:positive_count]
+    positive_indices = _shuffle(positive_indices, seed, 0)[:positive_count]
     positive_count = tf.shape(positive_indices)[0]
     ratio = 1.0 / roi_positive_ratio
     negative_count = tf.cast(ratio * tf.cast(positive_count, tf.float32), tf.int32)
     negative_count = tf.minimum(negative_count - positive_count,
                                 train_rois_per_image - positive_count)
-    negative_indices = tf.random.shuffle(negative_indices)[:negative_count]
+    negative_indices = _shuffle(negative_indices, seed, 1)[:negative_count]
     positive_rois = tf.gather(proposals, positive_indices)
     negative_rois = tf.gather(proposals, negative_indices)
 

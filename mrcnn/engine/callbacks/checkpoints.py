@@ -29,11 +29,33 @@ from mrcnn.fileio import atomic_write
 logger = logging.getLogger(__name__)
 
 
+# The largest |weight| a checkpoint may hold. Trained Mask R-CNN weights stay many orders of
+# magnitude below (the largest are BatchNorm moving variances of ImageNet ResNets, in the
+# thousands); weights beyond it have diverged, and float32 overflows to inf at 3.4e38.
+MAX_ABS_WEIGHT = 1e8
+
+
+def unsafe_weights(model: keras.Model, max_abs: float = MAX_ABS_WEIGHT) -> list[str]:
+    """Paths of the model weights holding a NaN, an infinity or a value with |w| > max_abs."""
+    import numpy as np
+
+    bad = []
+    for weight in model.weights:
+        value = np.asarray(keras.ops.convert_to_numpy(weight))
+        if value.size and not (np.all(np.isfinite(value))
+                               and float(np.max(np.abs(value))) <= max_abs):
+            bad.append(str(getattr(weight, "path", weight.name)))
+    return bad
+
+
 class MatterportCheckpoint(keras.callbacks.Callback):
     """Writes `{log_dir}/mask_rcnn_{name}_{epoch:04d}.h5` in the Keras-2 HDF5 layout after
     each epoch, atomically, with the epoch, the config and the optimizer state as extras.
 
-    An epoch whose loss is not finite is not saved (its weights are not trustworthy).
+    An epoch whose loss is not finite is not saved (its weights are not trustworthy); nor is
+    one whose weights hold a NaN, an infinity or a value beyond `max_abs_weight` (exploded
+    weights with a finite loss): that stops training and `failure` says why, so the run's
+    "last" checkpoint stays the previous, sound one.
 
     Args:
         path_template: a path with an `{epoch}` field, e.g. MaskRCNN.checkpoint_path.
@@ -41,16 +63,26 @@ class MatterportCheckpoint(keras.callbacks.Callback):
         save_optimizer: also store the optimizer state for exact resume.
         metadata: a JSON-able dict stored beside the weights (class names, detection
             settings, the training state a resume needs: `mrcnn.engine.train_loop`).
+        max_abs_weight: the largest |weight| a checkpoint may hold (MAX_ABS_WEIGHT).
+
+    Attributes:
+        saved: the files written.
+        failure: None, or {"epoch": 1-based epoch, "weights": the offending weight paths}.
     """
 
     def __init__(self, path_template: str, config: dict | None = None,
-                 save_optimizer: bool = True, metadata: dict | None = None):
+                 save_optimizer: bool = True, metadata: dict | None = None,
+                 max_abs_weight: float = MAX_ABS_WEIGHT):
         super().__init__()
+        if not max_abs_weight > 0:
+            raise ValueError(f"max_abs_weight must be > 0, got {max_abs_weight!r}")
         self.path_template = path_template
         self.config = config
         self.save_optimizer = save_optimizer
         self.metadata = metadata
+        self.max_abs_weight = float(max_abs_weight)
         self.saved: list[str] = []
+        self.failure: dict[str, Any] | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         from mrcnn.checkpoint import save_weights_h5
@@ -58,6 +90,14 @@ class MatterportCheckpoint(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             logger.error("Epoch %d ended with loss %s: no checkpoint written", epoch + 1, loss)
+            return
+        bad = unsafe_weights(self.model, self.max_abs_weight)
+        if bad:
+            self.failure = {"epoch": epoch + 1, "weights": bad}
+            logger.error("Epoch %d: %d weight(s) are not finite or exceed |w| <= %g (%s): no "
+                         "checkpoint written; stopping training", epoch + 1, len(bad),
+                         self.max_abs_weight, ", ".join(bad[:5]))
+            self.model.stop_training = True
             return
         path = self.path_template.format(epoch=epoch + 1)
         save_weights_h5(self.model, path, epoch=epoch + 1, config=self.config,
@@ -212,6 +252,10 @@ class BestCheckpoint(keras.callbacks.Callback):
                 shutil.copyfile(source, tmp)
         else:
             from mrcnn.checkpoint import save_weights_h5
+            if unsafe_weights(self.model):
+                logger.error("BestCheckpoint: epoch %d's weights are not finite or exploded; "
+                             "%s not written", epoch + 1, self.path)
+                return
             save_weights_h5(self.model, self.path, epoch=epoch + 1)
         _atomic_write_json(self.record_path, {
             "monitor": self.monitor, "mode": self.mode, "value": value, "epoch": epoch + 1,

@@ -33,6 +33,13 @@ class DetectionTargetLayer(GraphLayer):
         mask_shape: (height, width) of the mask targets.
         use_mini_mask: whether `gt_masks` are mini masks (cropped to their boxes).
         bbox_std_dev: [4] the box targets are divided by it.
+        seed: None: training draws with TF's stateful `tf.random.shuffle` (matterport's).
+            An int: training draws stateless shuffles from a `keras.random.SeedGenerator`
+            seeded by it, whose state (`sampling_seed.state`, a variable outside `weights`)
+            advances by one per batch and is set per (seed, epoch) by
+            `mrcnn.engine.train_loop`, so that a resumed run samples the ROIs the
+            uninterrupted one did. Calls with `training` false (validation, eager loss
+            evaluation) keep `tf.random.shuffle`.
         **kwargs: passed to `keras.layers.Layer` (e.g. `name="proposal_targets"`).
 
     Inputs:
@@ -55,7 +62,8 @@ class DetectionTargetLayer(GraphLayer):
 
     def __init__(self, train_rois_per_image: int, roi_positive_ratio: float,
                  mask_shape: Sequence[int], use_mini_mask: bool,
-                 bbox_std_dev: Sequence[float] = (0.1, 0.1, 0.2, 0.2), **kwargs: Any) -> None:
+                 bbox_std_dev: Sequence[float] = (0.1, 0.1, 0.2, 0.2), seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.train_rois_per_image = check_positive_int(
             "train_rois_per_image", train_rois_per_image)
@@ -63,18 +71,31 @@ class DetectionTargetLayer(GraphLayer):
         self.mask_shape = check_height_width("mask_shape", mask_shape)
         self.use_mini_mask = bool(use_mini_mask)
         self.bbox_std_dev = check_positive_floats("bbox_std_dev", bbox_std_dev, 4)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self.seed = seed
+        self.sampling_seed = (None if seed is None else
+                              keras.random.SeedGenerator(seed, name="sampling_seed"))
 
-    def call(self, inputs: list[tf.Tensor]) -> list[tf.Tensor]:
+    def call(self, inputs: list[tf.Tensor], training: bool | None = None) -> list[tf.Tensor]:
         # Targets are constants of the loss: no gradient flows back into the proposals
         # (and through them into the RPN) from the box targets.
         proposals, gt_class_ids, gt_boxes, gt_masks = [tf.stop_gradient(x) for x in inputs]
         rois_count = self.train_rois_per_image
 
+        base_seed = None
+        if training and self.sampling_seed is not None:
+            base_seed = tf.cast(self.sampling_seed.next(), tf.int64)
+        batch = tf.shape(proposals)[0]
+
         def targets(args: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+            *tensors, index = args
+            seed = None if base_seed is None else tf.random.experimental.stateless_fold_in(
+                base_seed, index)
             return graph_ops.detection_targets_graph(
-                *args, train_rois_per_image=rois_count,
+                *tensors, train_rois_per_image=rois_count,
                 roi_positive_ratio=self.roi_positive_ratio, mask_shape=self.mask_shape,
-                use_mini_mask=self.use_mini_mask, bbox_std_dev=self.bbox_std_dev)
+                use_mini_mask=self.use_mini_mask, bbox_std_dev=self.bbox_std_dev, seed=seed)
 
         signature = (
             tf.TensorSpec([rois_count, 4], tf.float32),
@@ -85,7 +106,8 @@ class DetectionTargetLayer(GraphLayer):
         outputs = tf.map_fn(
             targets,
             (tf.cast(proposals, tf.float32), tf.cast(gt_class_ids, tf.int32),
-             tf.cast(gt_boxes, tf.float32), tf.cast(gt_masks, tf.float32)),
+             tf.cast(gt_boxes, tf.float32), tf.cast(gt_masks, tf.float32),
+             tf.range(batch, dtype=tf.int32)),
             fn_output_signature=signature)
         return [tf.ensure_shape(o, [None, *s.shape]) for o, s in zip(outputs, signature,
                                                                       strict=True)]
@@ -107,4 +129,5 @@ class DetectionTargetLayer(GraphLayer):
             "mask_shape": list(self.mask_shape),
             "use_mini_mask": self.use_mini_mask,
             "bbox_std_dev": self.bbox_std_dev,
+            "seed": self.seed,
         }
