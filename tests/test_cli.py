@@ -525,3 +525,58 @@ def test_train_heads_on_a_via_folder_from_a_checkpoint(capsys, trained, tmp_path
     runs = os.listdir(tmp_path / "logs")
     assert len(runs) == 1
     assert (tmp_path / "logs" / runs[0] / "mask_rcnn_shapes_0001.h5").is_file()
+
+
+def test_augment_choices_use_albumentations_without_imgaug(monkeypatch):
+    """A plain install has no imgaug: --augment builds the same flips with albumentations."""
+    import albumentations as A
+
+    from mrcnn.data import augment as aug
+
+    def no_imgaug():
+        raise ImportError("No module named 'imgaug'")
+
+    monkeypatch.setattr(aug, "import_imgaug", no_imgaug)
+    assert isinstance(common.make_augmentation("flip"), A.HorizontalFlip)
+    assert isinstance(common.make_augmentation("flips"), A.Compose)
+    image = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    mask = np.zeros((4, 6, 1), bool)
+    mask[1, 0, 0] = True
+    flipped = 0
+    for seed in range(8):
+        out_image, out_mask = aug.augment(image, mask, common.make_augmentation("flip"),
+                                          np.random.default_rng(seed))
+        if np.array_equal(out_image, image[:, ::-1]):
+            flipped += 1
+            assert out_mask[1, 5, 0] and out_mask.sum() == 1
+        else:
+            assert np.array_equal(out_image, image) and np.array_equal(out_mask, mask)
+    assert 0 < flipped < 8
+
+
+def test_debug_data_default_augmentation_needs_no_library(monkeypatch, tmp_path, caplog):
+    """Without imgaug or albumentations, debug-data's default draws no augmented samples
+    instead of failing; with --augment flip it names the extra to install."""
+    import mrcnn.tools.commands.debug_data as command
+
+    calls = {}
+    monkeypatch.setattr(command, "augmentation_available", lambda: False)
+    monkeypatch.setattr("mrcnn.tools.debug_data.debug_dataset",
+                        lambda *a, **k: calls.setdefault("augmentation", k["augmentation"]))
+    dataset = ShapesDataset()
+    dataset.load_shapes(2, 128, 128, seed=1)
+    dataset.prepare()
+    monkeypatch.setattr(command, "load_dataset", lambda args, subset: (dataset, None))
+    args = cli.build_parser().parse_args(["debug-data", "--dataset", "x", "--out",
+                                          str(tmp_path)])
+    assert args.augment is None
+    with caplog.at_level(logging.INFO, logger=command.__name__):
+        command.run(args)
+    assert calls["augmentation"] is None
+    assert "mrcnn[augment]" in caplog.text
+
+    monkeypatch.setitem(sys.modules, "albumentations", None)  # import fails
+    monkeypatch.setattr("mrcnn.data.augment.import_imgaug",
+                        lambda: (_ for _ in ()).throw(ImportError("no imgaug")))
+    with pytest.raises(common.UsageError, match=r'mrcnn\[augment\].*--augment none'):
+        common.make_augmentation("flip")

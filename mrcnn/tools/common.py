@@ -364,10 +364,11 @@ def read_image(path: str, channels: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- augmentation
 def make_augmentation(name: str) -> Any:
-    """The imgaug augmenter of an --augment choice (None for "none").
+    """The augmenter of an --augment choice (None for "none"): imgaug's when imgaug is
+    installed, else albumentations' (the same flips and affine).
 
     Raises:
-        UsageError: `name` is not one of AUGMENTATIONS.
+        UsageError: `name` is not one of AUGMENTATIONS, or neither library is installed.
     """
     if name not in AUGMENTATIONS:
         raise UsageError(f"--augment must be one of {', '.join(AUGMENTATIONS)}, got {name!r}")
@@ -375,13 +376,37 @@ def make_augmentation(name: str) -> Any:
         return None
     from mrcnn.data.augment import import_imgaug
 
-    iaa = import_imgaug().augmenters
+    try:
+        iaa = import_imgaug().augmenters
+    except ImportError:
+        return _albumentations_augmentation(name)
     if name == "flip":
         return iaa.Fliplr(0.5)
     if name == "flips":
         return iaa.Sequential([iaa.Fliplr(0.5), iaa.Flipud(0.5)])
     return iaa.Sequential([iaa.Fliplr(0.5),
                            iaa.Sometimes(0.5, iaa.Affine(rotate=(-15, 15), scale=(0.9, 1.1)))])
+
+
+def _albumentations_augmentation(name: str) -> Any:
+    try:
+        import albumentations as A
+    except ImportError:
+        raise UsageError(f"--augment {name} needs albumentations (pip install "
+                         "\"mrcnn[augment]\") or imgaug; or pass --augment none") from None
+    if name == "flip":
+        return A.HorizontalFlip(p=0.5)
+    if name == "flips":
+        return A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
+    return A.Compose([A.HorizontalFlip(p=0.5),
+                      A.Affine(rotate=(-15, 15), scale=(0.9, 1.1), p=0.5)])
+
+
+def augmentation_available() -> bool:
+    """Whether imgaug or albumentations can be imported (for defaults that augment)."""
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("imgaug", "albumentations"))
 
 
 # ---------------------------------------------------------------------------- results

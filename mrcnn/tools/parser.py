@@ -185,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=4, help="images to draw (default 4)")
     p.add_argument("--image-ids", type=int, nargs="+", default=None,
                    help="internal ids of the images to draw (instead of the first --images)")
-    p.add_argument("--augment", choices=AUGMENTATIONS, default="flip")
+    p.add_argument("--augment", choices=AUGMENTATIONS, default=None,
+                   help="augmented samples to draw (default: flip when imgaug or "
+                   "albumentations is installed, else none)")
     p.add_argument("--samples", type=int, default=3, help="augmented samples per image")
     p.add_argument("--check-limit", type=int, default=0,
                    help="check the anchors on the first N images only (0: all)")

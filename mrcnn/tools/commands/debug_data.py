@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from mrcnn.tools.common import (
     UsageError,
+    augmentation_available,
     classes_from_dataset,
     load_config_class,
     load_dataset,
@@ -14,6 +16,8 @@ from mrcnn.tools.common import (
     parse_settings,
     write_json,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
         bad = [i for i in args.image_ids if not 0 <= i < dataset.num_images]
         if bad:
             raise UsageError(f"--image-ids {bad} out of range 0..{dataset.num_images - 1}")
+    augment = args.augment
+    if augment is None:  # the default: flips when a library can do them
+        augment = "flip" if augmentation_available() else "none"
+        if augment == "none":
+            logger.info("No augmentation library (imgaug or albumentations): drawing no "
+                        "augmented samples (pip install \"mrcnn[augment]\" to add them)")
     result = debug_dataset(dataset, config, args.out, image_ids=args.image_ids,
-                           count=args.images, augmentation=make_augmentation(args.augment),
+                           count=args.images, augmentation=make_augmentation(augment),
                            augment_samples=args.samples, check_limit=args.check_limit or None,
                            seed=int(config.RANDOM_SEED or 0))
     print(result)
