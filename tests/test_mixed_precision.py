@@ -38,3 +38,27 @@ def test_bf16_trains_and_detects_without_changing_global_policy(tmp_path):
     n = r["rois"].shape[0]
     assert r["masks"].shape == (128, 128, n) and r["class_ids"].shape == (n,)
     assert r["scores"].dtype == np.float32
+
+
+@pytest.mark.slow
+def test_float16_training_scales_the_loss(tmp_path):
+    """mixed_float16: compile wraps SGD in a LossScaleOptimizer (float16 gradients underflow
+    otherwise); a float32 or bf16 model keeps the plain SGD."""
+    from mrcnn.engine.train_loop import compile_model, computes_in_float16
+
+    config = type("Fp16Config", (TinyConfig,), {"NAME": "fp16",
+                                                "MIXED_PRECISION": "mixed_float16"})()
+    model = modellib.MaskRCNN("training", config, str(tmp_path)).keras_model
+    assert computes_in_float16(model)
+    compile_model(model, 0.01, 0.9, 5.0)
+    optimizer = model.optimizer
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(optimizer.inner_optimizer, keras.optimizers.SGD)
+    assert optimizer.inner_optimizer.global_clipnorm == 5.0
+    scale = float(optimizer.dynamic_scale)
+    assert scale > 1 and float(optimizer.scale_loss(2.0)) == 2.0 * scale
+
+    plain = modellib.MaskRCNN("training", Bf16Config(), str(tmp_path)).keras_model
+    assert not computes_in_float16(plain)
+    compile_model(plain, 0.01, 0.9, 5.0)
+    assert isinstance(plain.optimizer, keras.optimizers.SGD)

@@ -166,6 +166,12 @@ def release_compiled_state(keras_model: keras.Model) -> int:
     return removed
 
 
+def computes_in_float16(keras_model: keras.Model) -> bool:
+    """Whether the model's layers compute in float16 (a `mixed_float16` build)."""
+    return any(getattr(layer.dtype_policy, "name", "") == "mixed_float16"
+               for layer in keras_model.layers)
+
+
 def compile_model(keras_model: keras.Model, learning_rate: float, momentum: float,
                   clip_norm: float | None, optimizer_state_path: str | None = None) -> bool:
     """Compile with a new SGD optimizer (needed after every change of `trainable`).
@@ -181,7 +187,14 @@ def compile_model(keras_model: keras.Model, learning_rate: float, momentum: floa
         True when an optimizer state was restored.
     """
     release_compiled_state(keras_model)
-    optimizer = make_optimizer(learning_rate, momentum, clip_norm)
+    sgd = make_optimizer(learning_rate, momentum, clip_norm)
+    optimizer = sgd
+    if computes_in_float16(keras_model):
+        # float16 gradients underflow without loss scaling. The model itself was created under
+        # the float32 policy (the builder applies the policy to the layers only), so Keras'
+        # compile would not wrap the optimizer: do it here (dynamic scale; the gradients are
+        # unscaled before the inner SGD clips and applies them).
+        optimizer = keras.optimizers.LossScaleOptimizer(sgd)
     # XLA was slower than plain tf.function on CPU here; keep it explicit (DESIGN.md).
     keras_model.compile(optimizer=optimizer, jit_compile=False)
     optimizer.build(keras_model.trainable_variables)
@@ -189,10 +202,10 @@ def compile_model(keras_model: keras.Model, learning_rate: float, momentum: floa
         return False
     from mrcnn.checkpoint import load_optimizer_state
 
-    if not load_optimizer_state(optimizer, optimizer_state_path):
+    if not load_optimizer_state(sgd, optimizer_state_path):
         return False
     # The state includes the old learning rate; the caller's rate wins.
-    optimizer.learning_rate = learning_rate
+    sgd.learning_rate = learning_rate
     logger.info("Restored optimizer state (momentum, iterations) from %s", optimizer_state_path)
     return True
 
