@@ -25,7 +25,8 @@ NUMPY_SIDE = [
     "mrcnn.data.augment", "mrcnn.data.formats", "mrcnn.data.formats.coco",
     "mrcnn.data.formats.via", "mrcnn.evaluation", "mrcnn.evaluation.metrics",
     "mrcnn.evaluation.evaluator", "mrcnn.evaluation.coco", "mrcnn.engine.runs",
-    "mrcnn.vis.drawing", "mrcnn.vis.figures", "mrcnn.vis.stats",
+    "mrcnn.evaluation.runner", "mrcnn.vis.drawing", "mrcnn.vis.figures", "mrcnn.vis.stats",
+    "mrcnn.vis.labels", "mrcnn.vis.curves",
 ]
 # Layers of the design, lowest first: a module may import only from its own layer or below.
 LAYERS = [
