@@ -283,8 +283,11 @@ def test_training_reduces_the_loss_of_a_fixed_batch(trained):
     rpn_after = after["rpn_class_loss"] + after["rpn_bbox_loss"]
     assert rpn_after < 0.9 * rpn_before
     assert after["rpn_class_loss"] < 0.7 * before["rpn_class_loss"]
+    # The epoch means of History are not compared: they average different batches (the
+    # batch order depends only on (seed, epoch), issue 11) with randomly sampled ROIs, so
+    # their order says nothing about learning; the fixed batch above does.
     history = trained["heads_history"]["loss"]
-    assert len(history) == 2 and history[1] < history[0]
+    assert len(history) == 2 and all(math.isfinite(v) for v in history)
 
 
 @pytest.mark.slow
