@@ -34,6 +34,7 @@ Usage:
     python bench/train_step.py [--repeats 5] [--backbone resnet101|resnet50|both]
         [--precision float32 auto ...] [--matterport] [--weights mask_rcnn_shapes.h5]
         [--image-size 128] [--batch 8] [--json results.json] [--quick]
+        [--config samples.shapes.train:DemoConfig]
 
 `--quick` is a smoke run: ResNet-50, tiny heads (TinyConfig's sizes), batch 2, 2 repeats
 (unless --backbone, --batch or --repeats say otherwise); it checks the script, not speed.
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import os
 import platform
@@ -187,7 +189,21 @@ def cpu_model() -> str:
 
 
 # --------------------------------------------------------------------------- cases
-def make_configs(case: str, backbone: str, batch: int, image_size: int, tiny: bool):
+def config_class(spec: str | None) -> type:
+    """The Config class named by `--config` ("module:Class"); ShapesConfig by default."""
+    if not spec:
+        return ShapesConfig
+    module_name, _, class_name = spec.partition(":")
+    if not class_name:
+        raise ValueError(f"--config must look like module:Class, got {spec!r}")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not isinstance(cls, type):
+        raise ValueError(f"--config {spec!r}: {module_name} has no class {class_name!r}")
+    return cls
+
+
+def make_configs(case: str, backbone: str, batch: int, image_size: int, tiny: bool,
+                 base: type = ShapesConfig):
     """(training config, inference config) of `case`: a precision or MATTERPORT."""
     matterport = case == MATTERPORT
     attrs = {"NAME": "bench", "BACKBONE": backbone, "IMAGES_PER_GPU": batch,
@@ -195,7 +211,7 @@ def make_configs(case: str, backbone: str, batch: int, image_size: int, tiny: bo
              "MIXED_PRECISION": None if case in ("float32", MATTERPORT) else case,
              "MASK_ON_POSITIVE_ROIS": not matterport, "MASK_ON_DETECTIONS": not matterport,
              **(TINY if tiny else {})}
-    train_cls = type("BenchConfig", (ShapesConfig,), attrs)
+    train_cls = type("BenchConfig", (base,), attrs)
     infer_cls = type("BenchInferenceConfig", (train_cls,), {"IMAGES_PER_GPU": 1})
     return train_cls(), infer_cls()
 
@@ -208,7 +224,8 @@ def timed(fn) -> float:
 
 def bench_case(case: str, backbone: str, args, dataset, model_dir: str) -> dict:
     """Build, trace and time one case; returns its table row."""
-    config, infer_config = make_configs(case, backbone, args.batch, args.image_size, args.tiny)
+    config, infer_config = make_configs(case, backbone, args.batch, args.image_size, args.tiny,
+                                        config_class(args.config))
     inputs = DataGenerator(dataset, config, shuffle=False, seed=0, steps=1)[0][0]
     images = [dataset.load_image(i) for i in range(args.detect_images)]
     gc.collect()
@@ -313,6 +330,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--detect-images", type=int, default=4, help="images detect() cycles over")
     p.add_argument("--json", default=None, help="also write the rows and machine to this file")
     p.add_argument("--tiny", action="store_true", help="TinyConfig's head sizes")
+    p.add_argument("--config", default=None,
+                   help="module:Class of the Config to start from (default: ShapesConfig), "
+                        "e.g. samples.shapes.train:DemoConfig for the demo's checkpoint")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: ResNet-50, tiny heads, batch 2, 2 repeats")
     args = p.parse_args(argv)

@@ -64,3 +64,15 @@ def test_mask_head_flops_follow_the_roi_counts():
     assert full["heads"] > positives["heads"]
     per_roi = one["heads"] - none["heads"]
     assert per_roi > 0 and five["heads"] == pytest.approx(none["heads"] + 5 * per_roi)
+
+
+def test_config_option_names_the_base_class():
+    assert bench.config_class(None) is bench.ShapesConfig
+    demo = bench.config_class("samples.shapes.train:DemoConfig")
+    config, infer = bench.make_configs("float32", "resnet50", 8, 128, tiny=False, base=demo)
+    assert config.TOP_DOWN_PYRAMID_SIZE == demo.TOP_DOWN_PYRAMID_SIZE == 128
+    assert infer.MASK_SHAPE == [14, 14] and infer.BATCH_SIZE == 1
+    with pytest.raises(ValueError, match="module:Class"):
+        bench.config_class("samples.shapes.train")
+    with pytest.raises(ValueError, match="NoSuchConfig"):
+        bench.config_class("samples.shapes.train:NoSuchConfig")
