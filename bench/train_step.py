@@ -8,6 +8,10 @@ ShapesConfig model (batch 8, 128 px images, 4 classes) and measures:
   - the median seconds per training step with layers="heads" and with layers="all"
     (`train_on_batch` on one fixed batch from the DataGenerator, after the tracing step;
     data loading is not included);
+  - fit s / idle: the median seconds per all-layers step of Keras' `fit()` on the real
+    DataGenerator (data loaded by worker threads while the step runs, as `train()` does),
+    and the share of it not explained by the step on a ready batch (data stalls, fit's
+    own overhead);
   - the median seconds per `detect()` call on one image (inference mode, batch 1, cycling
     over `--detect-images` images; includes molding and unmolding), and the mean number of
     detections per image (with random weights it says little: pass `--weights`);
@@ -61,6 +65,7 @@ import keras  # noqa: E402
 
 from mrcnn import model as modellib  # noqa: E402
 from mrcnn.data.generator import DataGenerator  # noqa: E402
+from mrcnn.engine.train_loop import default_workers  # noqa: E402
 from mrcnn.fileio import atomic_write  # noqa: E402
 from mrcnn.modeling import precision  # noqa: E402
 from samples.shapes.shapes import ShapesConfig, ShapesDataset  # noqa: E402
@@ -222,6 +227,35 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+class _BatchClock(keras.callbacks.Callback):
+    """Wall time between the ends of consecutive training batches."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def fit_step(model, config, dataset, repeats: int, step_s: float) -> tuple[float, float]:
+    """(median seconds per step of `fit()` on the real DataGenerator, its idle share).
+
+    The all-layers model trains for `repeats` + 2 steps through Keras' fit with the data
+    loaded by `default_workers()` threads, as `MaskRCNN.train` does; the first interval
+    (iterator start-up) is dropped. Idle = (fit step - train_on_batch step on a ready
+    batch) / fit step: the share of the step spent waiting for data or in fit's overhead.
+    """
+    generator = DataGenerator(dataset, config, shuffle=True, seed=0, steps=repeats + 2,
+                              workers=default_workers())
+    clock = _BatchClock()
+    model.keras_model.fit(generator, epochs=1, steps_per_epoch=repeats + 2, verbose=0,
+                          callbacks=[clock])
+    intervals = [b - a for a, b in zip(clock.ends[1:], clock.ends[2:], strict=False)]
+    fit_s = statistics.median(intervals)
+    return fit_s, max(0.0, (fit_s - step_s) / fit_s)
+
+
 def bench_case(case: str, backbone: str, args, dataset, model_dir: str) -> dict:
     """Build, trace and time one case; returns its table row."""
     config, infer_config = make_configs(case, backbone, args.batch, args.image_size, args.tiny,
@@ -248,6 +282,7 @@ def bench_case(case: str, backbone: str, args, dataset, model_dir: str) -> dict:
         trace += timed(step)
         row[layers] = statistics.median(timed(step) for _ in range(args.repeats))
         row[f"{layers}_gflops"] = step_flops(forward, config.BATCH_SIZE, layers) / 1e9
+    row["fit"], row["idle"] = fit_step(model, config, dataset, args.repeats, row["all"])
     # Inference FLOPs are linear in the mask head's ROIs, known after detect().
     no_mask = estimate_flops(model.keras_model, infer_config, "inference", mask_rois=0)
     one_mask = estimate_flops(model.keras_model, infer_config, "inference", mask_rois=1)
@@ -302,13 +337,15 @@ def print_table(rows: list[dict], args, flags: dict) -> None:
         return f"{v:.2f}x" if v is not None else "-"
 
     header = (f"{'backbone':<10} {'case':<15} {'policy':<15} {'heads s':>8} {'x':>6} "
-              f"{'all s':>7} {'x':>6} {'detect s':>9} {'x':>6} {'dets':>5} {'build s':>8} "
+              f"{'all s':>7} {'x':>6} {'fit s':>6} {'idle':>5} {'detect s':>9} {'x':>6} "
+              f"{'dets':>5} {'build s':>8} "
               f"{'trace s':>8} {'peak MiB':>9} {'GF heads':>9} {'GF all':>8} {'GF det':>7}")
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r['backbone']:<10} {r['case']:<15} {r['policy']:<15} {r['heads']:>8.3f} "
               f"{ratio(r['heads_x']):>6} {r['all']:>7.3f} {ratio(r['all_x']):>6} "
+              f"{r['fit']:>6.3f} {r['idle']:>5.0%} "
               f"{r['detect']:>9.3f} {ratio(r['detect_x']):>6} {r['detections']:>5.1f} "
               f"{r['build_s']:>8.1f} {r['trace_s']:>8.1f} {r['peak_rss_mb']:>9.0f} "
               f"{r['heads_gflops']:>9.1f} {r['all_gflops']:>8.1f} {r['detect_gflops']:>7.1f}")
