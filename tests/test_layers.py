@@ -422,3 +422,55 @@ def test_detection_target_layer_outputs_carry_no_gradient():
         rois, _, deltas, _ = layer([proposals, gt_ids, gt_boxes, masks])
         total = tf.reduce_sum(rois) + tf.reduce_sum(deltas)
     assert tape.gradient(total, proposals) is None
+
+
+# ---------------------------------------------------------------------- WholeMapConv2D
+def test_whole_map_conv_equals_conv2d_on_the_same_weights_forward_and_backward():
+    import tensorflow as tf
+
+    from mrcnn.modeling.layers import WholeMapConv2D
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(6, 7, 7, 5)).astype("float32"))
+    conv = keras.layers.Conv2D(4, (7, 7), padding="valid", activation="relu")
+    fast = WholeMapConv2D(4, (7, 7), padding="valid", activation="relu")
+    conv.build(x.shape)
+    fast.build(x.shape)
+    assert [w.shape for w in fast.weights] == [w.shape for w in conv.weights] == [
+        (7, 7, 5, 4), (4,)]
+    fast.set_weights([w + 0.1 for w in conv.get_weights()])
+    conv.set_weights(fast.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        a, b = conv(x), fast(x)
+        la, lb = tf.reduce_sum(a * a), tf.reduce_sum(b * b)
+    assert b.shape == (6, 1, 1, 4)
+    np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5)
+    for ga, gb in zip(tape.gradient(la, [x, *conv.weights]), tape.gradient(lb, [x, *fast.weights]),
+                      strict=True):
+        np.testing.assert_allclose(gb.numpy(), ga.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_whole_map_conv_falls_back_to_the_convolution_on_a_larger_map():
+    from mrcnn.modeling.layers import WholeMapConv2D
+
+    x = np.random.default_rng(1).normal(size=(2, 9, 9, 3)).astype("float32")
+    conv = keras.layers.Conv2D(2, (7, 7))
+    fast = WholeMapConv2D(2, (7, 7))
+    conv.build(x.shape)
+    fast.build(x.shape)
+    fast.set_weights(conv.get_weights())
+    np.testing.assert_allclose(fast(x).numpy(), conv(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_whole_map_conv_rejects_what_is_not_a_whole_map_dense_layer_and_serializes():
+    from mrcnn.modeling.layers import WholeMapConv2D
+
+    with pytest.raises(ValueError, match="padding='same'"):
+        WholeMapConv2D(4, (7, 7), padding="same")
+    with pytest.raises(ValueError, match="strides"):
+        WholeMapConv2D(4, (7, 7), strides=2)
+    layer = WholeMapConv2D(4, (7, 7), name="mrcnn_class_conv1_inner")
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(clone) is WholeMapConv2D and clone.kernel_size == (7, 7)
+    assert keras.saving.get_registered_name(WholeMapConv2D) == "mrcnn>WholeMapConv2D"

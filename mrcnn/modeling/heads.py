@@ -17,6 +17,7 @@ import keras
 from keras import layers as KL
 
 from mrcnn.modeling.layers.batch_norm import BatchNorm
+from mrcnn.modeling.layers.conv import WholeMapConv2D
 from mrcnn.modeling.layers.roi_align import PyramidROIAlign
 from mrcnn.modeling.layers.time_distributed import TimeDistributed
 from mrcnn.structures.checks import check_positive_int
@@ -151,8 +152,8 @@ def fpn_classifier_graph(
         [rois, image_meta] + feature_maps)
 
     # Two "fully connected" layers as convolutions: the first covers the whole pooled ROI.
-    x = _distributed(KL.Conv2D(fc_layers_size, (pool_size, pool_size), padding="valid",
-                               name="mrcnn_class_conv1_inner"), "mrcnn_class_conv1")(x)
+    x = _distributed(WholeMapConv2D(fc_layers_size, (pool_size, pool_size), padding="valid",
+                                    name="mrcnn_class_conv1_inner"), "mrcnn_class_conv1")(x)
     x = _distributed(BatchNorm(train_bn=train_bn, name="mrcnn_class_bn1_inner"),
                      "mrcnn_class_bn1")(x)
     x = KL.Activation("relu")(x)

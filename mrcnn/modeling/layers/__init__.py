@@ -3,6 +3,7 @@ registered as `mrcnn>ClassName`: importing this package is enough for `keras.sav
 to rebuild a saved model without `custom_objects`."""
 
 from mrcnn.modeling.layers.batch_norm import BatchNorm
+from mrcnn.modeling.layers.conv import WholeMapConv2D
 from mrcnn.modeling.layers.detection import (
     DetectionLayer,
     DetectionRows,
@@ -26,4 +27,5 @@ __all__ = [
     "AnchorsLayer", "BatchNorm", "DetectionBoxes", "DetectionLayer", "DetectionRows",
     "DetectionTargetLayer", "IdentityLayer", "ImageMetaField", "LossLayer", "NormBoxes",
     "ProposalLayer", "PyramidROIAlign", "ScatterDetectionMasks", "TakeFirst", "TimeDistributed",
+    "WholeMapConv2D",
 ]
