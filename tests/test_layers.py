@@ -14,6 +14,7 @@ from mrcnn.modeling.layers.misc import (
     ImageMetaField,
     NormBoxes,
     TakeFirst,
+    TakePositiveRows,
 )
 from mrcnn.modeling.layers.proposal import ProposalLayer
 from mrcnn.modeling.layers.roi_align import PyramidROIAlign, roi_level_graph
@@ -474,3 +475,16 @@ def test_whole_map_conv_rejects_what_is_not_a_whole_map_dense_layer_and_serializ
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(clone) is WholeMapConv2D and clone.kernel_size == (7, 7)
     assert keras.saving.get_registered_name(WholeMapConv2D) == "mrcnn>WholeMapConv2D"
+
+
+def test_take_positive_rows_keeps_the_batch_largest_positive_count():
+    rows = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
+    class_ids = np.array([[2, 1, 0, 0, 0], [3, 1, 2, 0, 0]], dtype=np.int32)
+    layer = round_trip(TakePositiveRows(4))
+    np.testing.assert_array_equal(layer([rows, class_ids]).numpy(), rows[:, :3])
+    # Capped at count; no positive anywhere keeps no row; the ROI axis is dynamic.
+    np.testing.assert_array_equal(TakePositiveRows(2)([rows, class_ids]).numpy(), rows[:, :2])
+    assert TakePositiveRows(4)([rows, np.zeros_like(class_ids)]).shape == (2, 0, 3)
+    assert layer.compute_output_shape([(None, 5, 3), (None, 5)]) == (None, None, 3)
+    with pytest.raises(ValueError, match="count=0"):
+        TakePositiveRows(0)

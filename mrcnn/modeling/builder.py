@@ -36,7 +36,7 @@ from mrcnn.modeling.layers.misc import (
     IdentityLayer,
     ImageMetaField,
     NormBoxes,
-    TakeFirst,
+    TakePositiveRows,
 )
 from mrcnn.modeling.layers.proposal import ProposalLayer
 from mrcnn.modeling.precision import resolve_policy
@@ -228,11 +228,14 @@ def _training_tail(config: Any, input_image: keras.KerasTensor, image_meta: kera
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = classifier(rois, feature_maps, image_meta, c)
     mask_rois, mask_targets, mask_class_ids = rois, target_mask, target_class_ids
     if c.MASK_ON_POSITIVE_ROIS:
-        # Positive ROIs come first; the mask loss ignores the others anyway.
+        # Positive ROIs come first and the mask loss ignores the others: keep the rows up to
+        # the batch's largest positive count (no work on rows that are padding everywhere).
         positives = int(c.TRAIN_ROIS_PER_IMAGE * c.ROI_POSITIVE_RATIO)
-        mask_rois = TakeFirst(positives, name="mask_rois")(rois)
-        mask_targets = TakeFirst(positives, name="mask_targets")(target_mask)
-        mask_class_ids = TakeFirst(positives, name="mask_class_ids")(target_class_ids)
+        mask_rois = TakePositiveRows(positives, name="mask_rois")([rois, target_class_ids])
+        mask_targets = TakePositiveRows(positives, name="mask_targets")(
+            [target_mask, target_class_ids])
+        mask_class_ids = TakePositiveRows(positives, name="mask_class_ids")(
+            [target_class_ids, target_class_ids])
     mrcnn_mask = mask_head(mask_rois, feature_maps, image_meta, c)
     output_rois = IdentityLayer(name="output_rois")(rois)
     rpn_class_logits, rpn_class, rpn_bbox = rpn_outs

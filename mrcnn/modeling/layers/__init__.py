@@ -18,6 +18,7 @@ from mrcnn.modeling.layers.misc import (
     ImageMetaField,
     NormBoxes,
     TakeFirst,
+    TakePositiveRows,
 )
 from mrcnn.modeling.layers.proposal import ProposalLayer
 from mrcnn.modeling.layers.roi_align import PyramidROIAlign
@@ -26,6 +27,7 @@ from mrcnn.modeling.layers.time_distributed import TimeDistributed
 __all__ = [
     "AnchorsLayer", "BatchNorm", "DetectionBoxes", "DetectionLayer", "DetectionRows",
     "DetectionTargetLayer", "IdentityLayer", "ImageMetaField", "LossLayer", "NormBoxes",
-    "ProposalLayer", "PyramidROIAlign", "ScatterDetectionMasks", "TakeFirst", "TimeDistributed",
+    "ProposalLayer", "PyramidROIAlign", "ScatterDetectionMasks", "TakeFirst", "TakePositiveRows",
+    "TimeDistributed",
     "WholeMapConv2D",
 ]

@@ -190,3 +190,45 @@ class TakeFirst(GraphLayer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "count": self.count}
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class TakePositiveRows(GraphLayer):
+    """Keeps the leading positive ROIs of a batch: [batch, N, ...] -> [batch, k, ...].
+
+    k is the largest number of positive ROIs (class id > 0) of any image of the batch,
+    at most `count`. DetectionTargetLayer puts positive ROIs first, so the first k rows hold
+    every positive of every image; the mask head then runs on the real positives and on
+    as little padding as the batch allows, instead of on a fixed `count` rows per image
+    that early in training (few positives) are mostly zero padding. k may be 0.
+
+    Args:
+        count: the most rows kept (int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO)).
+
+    Inputs:
+        rows: [batch, N, ...] any tensor aligned with the ROIs.
+        class_ids: [batch, N] the ROIs' target class ids (0: negative or padding).
+
+    Returns:
+        [batch, k, ...] the first k rows of `rows`, k dynamic.
+    """
+
+    def __init__(self, count: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.count = check_positive_int("count", count)
+
+    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
+        rows, class_ids = inputs
+        positives = tf.reduce_sum(tf.cast(class_ids > 0, tf.int32), axis=1)
+        k = tf.minimum(tf.reduce_max(tf.concat([positives, [0]], axis=0)), self.count)
+        return rows[:, :k]
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        rows = tuple(input_shape[0])
+        return (rows[0], None, *rows[2:])
+
+    def _output_dtypes(self, inputs: Any) -> list[str]:
+        return [inputs[0].dtype]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "count": self.count}
