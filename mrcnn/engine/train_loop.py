@@ -214,8 +214,8 @@ def releasing_dataset_py_funcs():
     In eager mode `from_generator` ties its three Python functions to the global default
     graph, which lives as long as the process: each `fit` on a `DataGenerator` kept the
     training and validation adapters and generators (dataset, anchors, enqueuer) alive
-    forever (4 functions per train() call on the tiny config; the anchors alone are
-    ~8 MiB per generator at 1024 px). The functions added inside the block by `tf.data`
+    forever (three functions per dataset, six per train() call; the anchors alone are
+    261,888 x 4 values per generator at 1024 px). The functions added inside the block by `tf.data`
     are dropped from that list when the block ends (their datasets and iterators are gone
     by then); anything else is left.
     """
