@@ -30,6 +30,7 @@ the ROI sampling of `proposal_targets` draws from a seed state set per (seed, ep
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -47,6 +48,13 @@ from mrcnn.engine.trainer import make_optimizer, resolve_layers, set_trainable
 from mrcnn.fileio import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
+
+# The NodeDef attribute by which an op names its entry in TF's gradient registry
+# (`Graph.gradient_override_map`, used by `tf.custom_gradient` in graph mode).
+_GRADIENT_OP_TYPE = "_gradient_op_type"
+# The attribute of TF's global default graph listing the Python functions of `tf.py_function`
+# ops made in eager mode (`tf.data.Dataset.from_generator` makes three per dataset).
+_PY_FUNCS = "_py_funcs_used_in_graph"
 
 # The settings that decide what detect() returns, stored with the class names in every
 # checkpoint so that a checkpoint alone detects as it did in training.
@@ -117,43 +125,73 @@ def _tf_functions(function: Any, depth: int = 4) -> list[Any]:
     return found
 
 
-def _traced_function_names(function: Any) -> set[str]:
-    """Names of the graph functions the `tf.function`s behind a Keras function registered in
-    the eager context: each trace and every function nested in it (map_fn/while bodies,
-    cond branches)."""
+def _traced_graph_keys(function: Any) -> tuple[set[str], set[str]]:
+    """What the `tf.function`s behind a Keras function left in TF's global registries.
+
+    Returns:
+        (function names, gradient names): the graph functions registered in the eager
+        context (each trace and every function nested in it: map_fn/while bodies, cond
+        branches), and the `CustomGradient-N` entries of TF's gradient registry their ops
+        point to (the `_gradient_op_type` attribute that `tf.custom_gradient` sets in graph
+        mode).
+    """
     names: set[str] = set()
+    gradients: set[str] = set()
     for tf_function in _tf_functions(function):
         for concrete in tf_function._list_all_concrete_functions():
             name = concrete.name
             names.add(name.decode() if isinstance(name, bytes) else str(name))
-            library = concrete.graph.as_graph_def().library.function
-            names.update(f.signature.name for f in library)
-    return names
+            graph_def = concrete.graph.as_graph_def()
+            nodes = list(graph_def.node)
+            for f in graph_def.library.function:
+                names.add(f.signature.name)
+                nodes.extend(f.node_def)
+            for node in nodes:
+                if _GRADIENT_OP_TYPE in node.attr:
+                    gradients.add(node.attr[_GRADIENT_OP_TYPE].s.decode())
+    return names, gradients
 
 
 def release_compiled_state(keras_model: keras.Model) -> int:
     """Drop what the previous compile built (traced train/test/predict functions, the
-    optimizer and its slots) before compiling again, and unregister its graph functions.
+    optimizer and its slots) before compiling again, and unregister its graph functions
+    and custom gradients.
 
     TF keeps every traced graph function (and its nested ones) registered in the eager
     context after the Python `tf.function` is gone: each `train()` call in a process
     (heads, then 4+, then all) left ~100 functions behind and RSS grew by 40-550 MiB per
     call on the tiny test config (+230 MiB per call at matterport's sizes, issue 11).
 
+    It also keeps, in its global gradient registry, the gradient closure of every
+    `tf.custom_gradient` call traced in graph mode, and that closure holds the traced
+    tensors and so the whole train-step graph (forward and backward, ~15,000 Python
+    `Operation`s on the tiny config). Keras' optimizer makes one such call per trace (the
+    all-reduce of the gradients, even with a single replica), so every compile leaked its
+    train graph: +65 MiB per heads call, +450 MiB per heads/4+/all round on the tiny
+    config (tensorflow/tensorflow#97697, #27492). The entries named by the released
+    graphs' ops are removed here, no others.
+
     Returns:
         The number of graph functions unregistered.
     """
     from tensorflow.python.eager import context  # no public API lists or removes them
+    from tensorflow.python.framework import ops
 
     names: set[str] = set()
+    gradients: set[str] = set()
     for attr in ("train_function", "test_function", "predict_function"):
         function = getattr(keras_model, attr, None)
         if function is not None:
-            names |= _traced_function_names(function)
+            function_names, gradient_names = _traced_graph_keys(function)
+            names |= function_names
+            gradients |= gradient_names
             setattr(keras_model, attr, None)
     if getattr(keras_model, "optimizer", None) is not None:
         keras_model.optimizer = None
     function = None
+    registry = ops._gradient_registry._registry
+    for name in gradients:
+        registry.pop(name, None)
     gc.collect()
     ctx = context.context()
     removed = 0
@@ -161,9 +199,44 @@ def release_compiled_state(keras_model: keras.Model) -> int:
         if ctx.has_function(name):
             ctx.remove_function(name)
             removed += 1
-    if removed:
-        logger.debug("Unregistered %d graph functions of the previous compile", removed)
+    if removed or gradients:
+        logger.debug("Unregistered %d graph functions and %d custom gradients of the previous "
+                     "compile", removed, len(gradients))
     return removed
+
+
+@contextlib.contextmanager
+def releasing_dataset_py_funcs():
+    """Within the block, `tf.data.Dataset.from_generator` datasets may be made (Keras' fit
+    makes one per PyDataset); on leaving it, TF's global graph lets go of their Python
+    functions.
+
+    In eager mode `from_generator` ties its three Python functions to the global default
+    graph, which lives as long as the process: each `fit` on a `DataGenerator` kept the
+    training and validation adapters and generators (dataset, anchors, enqueuer) alive
+    forever (three functions per dataset, six per train() call; the anchors alone are
+    261,888 x 4 values per generator at 1024 px). The functions added inside the block by `tf.data`
+    are dropped from that list when the block ends (their datasets and iterators are gone
+    by then); anything else is left.
+    """
+    from tensorflow.python.framework import ops  # the list has no public API
+
+    graph = ops.get_default_graph()
+    before = {id(f) for f in getattr(graph, _PY_FUNCS, ())}
+    try:
+        yield
+    finally:
+        kept = getattr(graph, _PY_FUNCS, None)
+        if kept is not None:
+            count = len(kept)
+            kept[:] = [f for f in kept if id(f) in before or not _is_dataset_py_func(f)]
+            if count > len(kept):
+                logger.debug("Released %d tf.data Python functions", count - len(kept))
+
+
+def _is_dataset_py_func(function: Any) -> bool:
+    """Whether `function` was registered by tf.data (`from_generator`'s three functions)."""
+    return str(getattr(function, "__module__", "")).startswith("tensorflow.python.data")
 
 
 def computes_in_float16(keras_model: keras.Model) -> bool:
@@ -345,11 +418,12 @@ def train(keras_model: keras.Model, config: Any, train_dataset: Any, val_dataset
         compile_model(keras_model, learning_rate, c.LEARNING_MOMENTUM, c.GRADIENT_CLIP_NORM)
     else:
         compile_fn(learning_rate, c.LEARNING_MOMENTUM)
-    history = keras_model.fit(
-        train_gen, initial_epoch=initial_epoch, epochs=epochs,
-        steps_per_epoch=c.STEPS_PER_EPOCH, callbacks=callbacks, validation_data=val_gen,
-        validation_steps=c.VALIDATION_STEPS if val_gen is not None else None,
-        shuffle=False, verbose=verbose)
+    with releasing_dataset_py_funcs():
+        history = keras_model.fit(
+            train_gen, initial_epoch=initial_epoch, epochs=epochs,
+            steps_per_epoch=c.STEPS_PER_EPOCH, callbacks=callbacks, validation_data=val_gen,
+            validation_steps=c.VALIDATION_STEPS if val_gen is not None else None,
+            shuffle=False, verbose=verbose)
     checkpoint = next(cb for cb in callbacks if isinstance(cb, MatterportCheckpoint))
     if checkpoint.failure:
         raise FloatingPointError(
