@@ -30,6 +30,7 @@ from mrcnn.data.targets import build_detection_targets, build_rpn_targets
 from mrcnn.engine import predictor, train_loop
 from mrcnn.engine import runs as checkpoints
 from mrcnn.engine.callbacks import MatterportCheckpoint, NonFiniteLossGuard
+from mrcnn.engine.host_allocator import tune_host_allocator
 from mrcnn.engine.predictor import detect_images, mold_inputs, predict_molded, unmold_detections
 from mrcnn.engine.runs import COCO_WEIGHTS_FILE, IMAGENET_WEIGHTS_FILE
 from mrcnn.engine.trainer import (
@@ -124,6 +125,8 @@ class MaskRCNN:
         config.validate()
         if not config.NAME:
             raise ValueError("Config NAME=None: set NAME (it names log dirs and checkpoints)")
+        if config.TUNE_HOST_ALLOCATOR:
+            tune_host_allocator()
         self.mode = mode
         self.config = config
         self.model_dir = model_dir
