@@ -375,8 +375,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.tiny = args.tiny or args.quick
     args.backbone = args.backbone or ("resnet50" if args.quick else "both")
-    args.batch = args.batch or (2 if args.quick else 8)
-    args.repeats = args.repeats or (2 if args.quick else 5)
+    if args.batch is None:
+        args.batch = 2 if args.quick else 8
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 5
     for name in ("repeats", "batch", "detect_images", "image_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")

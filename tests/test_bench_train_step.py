@@ -46,6 +46,9 @@ def test_parse_args_quick_and_checks():
     assert args.precision == ["float32", "auto"]
     with pytest.raises(SystemExit):
         bench.parse_args(["--image-size", "100"])
+    for bad in (["--repeats", "0"], ["--batch", "0"], ["--quick", "--repeats", "0"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
     with pytest.raises(SystemExit):
         bench.parse_args(["--weights", "/nonexistent/mask_rcnn.h5"])
 

@@ -1,13 +1,17 @@
-"""Exact resume: a run stopped after epoch k and resumed from its checkpoint ends with the
-uninterrupted run's weights, bit for bit (CPU, one data worker); and what makes it so: the
+"""Exact resume: a run stopped after epoch k (or SIGKILLed during a later epoch) and resumed
+from its checkpoint ends with the uninterrupted run's weights, bit for bit (CPU, one data
+worker); and what makes it so: the
 per-(seed, epoch) ROI sampling state, the checkpoint guard against exploded weights, and the
 warning for weights loads that leave the backbone random."""
 
 import logging
 import os
 import pathlib
+import random
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -155,15 +159,23 @@ class ResumeConfig(TinyConfig):
     VALIDATION_STEPS = 1
 
 
-def _train(model_dir, dataset, stops):
-    """Train to stops[-1], starting a new model from find_last() at each earlier stop."""
+def _dataset():
+    dataset = ShapesDataset()
+    dataset.load_shapes(6, 128, 128, seed=1)
+    dataset.prepare()
+    return dataset
+
+
+def _train(model_dir, dataset, stops, resume=False):
+    """Train to stops[-1], starting a new model from find_last() at each earlier stop (and
+    at the first one too with `resume`)."""
     model = None
     for target in stops:
         keras.utils.set_random_seed(123)  # only the first model's initial weights count
         fresh = modellib.MaskRCNN("training", ResumeConfig(), model_dir)
-        if model is not None:
+        if model is not None or resume:
             fresh.load_weights(fresh.find_last(), by_name=True)
-            assert fresh.epoch == model.epoch
+            assert model is None or fresh.epoch == model.epoch
         model = fresh
         # Warmup over 3 steps, then a cosine over 3 epochs: the rate changes at every step.
         schedule = WarmupLRSchedule(warmup_steps=3, decay="cosine", total=3)
@@ -189,18 +201,54 @@ def test_stop_and_resume_equals_the_uninterrupted_run_bit_for_bit(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
+# A process training the same run to epoch 3 (with the determinism of the parent process).
+_KILLED_CHILD = """
+import sys; sys.path[:0] = [{tests!r}, {repo!r}]
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.experimental.enable_op_determinism()
+import test_resume
+test_resume._train({folder!r}, test_resume._dataset(), [3])
+"""
+
+
+def _train_killed_and_resumed(folder: pathlib.Path, dataset):
+    """Start the run in a child process, SIGKILL it during epoch 2 or 3 (after epoch 1's
+    checkpoint is complete), then resume from find_last() here to epoch 3."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    code = _KILLED_CHILD.format(tests=tests, repo=os.path.dirname(tests), folder=str(folder))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=os.path.dirname(tests),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    deadline = time.monotonic() + 900
+    while not list(folder.glob("*/mask_rcnn_tiny_0001.h5")) and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the child exited with {proc.returncode} before epoch 1")
+        time.sleep(0.01)
+    time.sleep(random.Random(7).uniform(0.0, 0.5))
+    assert proc.poll() is None, "the child finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    model = modellib.MaskRCNN("training", ResumeConfig(), str(folder))
+    last = model.find_last()
+    assert not last.endswith("_0003.h5"), last  # the kill did interrupt the run
+    return _train(str(folder), dataset, [3], resume=True), last
+
+
 def check_exact_resume(folder: str) -> None:
-    """Train 3 epochs straight and 1 + 2 epochs with a resume; assert identical states."""
+    """Train 3 epochs straight, 1 + 2 epochs with a resume, and 3 epochs killed with SIGKILL
+    and resumed; assert identical states."""
     tmp_path = pathlib.Path(folder)
-    dataset = ShapesDataset()
-    dataset.load_shapes(6, 128, 128, seed=1)
-    dataset.prepare()
+    dataset = _dataset()
     straight = _train(str(tmp_path / "a"), dataset, [3])
     resumed = _train(str(tmp_path / "b"), dataset, [1, 3])
+    killed, last = _train_killed_and_resumed(tmp_path / "k", dataset)
     weights_a = [w.numpy() for w in straight.keras_model.weights]
-    weights_b = [w.numpy() for w in resumed.keras_model.weights]
-    for a, b, w in zip(weights_a, weights_b, straight.keras_model.weights, strict=True):
-        np.testing.assert_array_equal(a, b, err_msg=w.path)
+    for other in (resumed, killed):
+        weights_b = [w.numpy() for w in other.keras_model.weights]
+        for a, b, w in zip(weights_a, weights_b, straight.keras_model.weights, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"{w.path} (killed at {last})")
+    opt_k = {v.path.split("/", 1)[-1]: v.numpy() for v in killed.keras_model.optimizer.variables}
     initial = modellib.MaskRCNN("training", ResumeConfig(), str(tmp_path / "c"))
     initial.load_weights(os.path.join(resumed.log_dir, "mask_rcnn_tiny_0001.h5"), by_name=True)
     changed = sum(not np.array_equal(a, w.numpy())
@@ -208,6 +256,7 @@ def check_exact_resume(folder: str) -> None:
     assert changed >= 20  # epochs 2-3 did train the heads
     opt_a = {v.path.split("/", 1)[-1]: v.numpy() for v in straight.keras_model.optimizer.variables}
     opt_b = {v.path.split("/", 1)[-1]: v.numpy() for v in resumed.keras_model.optimizer.variables}
-    assert opt_a["iteration"] == opt_b["iteration"] == 6
+    assert opt_a["iteration"] == opt_b["iteration"] == opt_k["iteration"] == 6
     for key in opt_a:
         np.testing.assert_array_equal(opt_a[key], opt_b[key], err_msg=key)
+        np.testing.assert_array_equal(opt_a[key], opt_k[key], err_msg=key)

@@ -37,14 +37,24 @@ class DemoConfig(ShapesConfig):
     ResNet-50 at 128 px, batch 8, with slimmer heads than matterport's defaults: a 128-channel
     pyramid, 512-wide classifier layers and 14x14 masks (7x7 mask pooling). Shapes are simple;
     these sizes cost little accuracy and make a step several times cheaper.
+
+    Trained from scratch, the mask head learns last: the global gradient norm stays far above
+    GRADIENT_CLIP_NORM, and the mask head's share of it is small, so its clipped steps are
+    tiny (its loss sat near ln 2 for 360 steps). Weighting the mask loss 3x brought it from
+    0.50 to 0.37 after 150 steps without slowing the other losses. MIXED_PRECISION="auto"
+    computes in bfloat16 on CPUs with AMX-bf16 or AVX512-BF16 (the same losses after 150
+    steps as float32, a faster step) and in float32 elsewhere.
     """
 
     NAME = "shapes"
     BACKBONE = "resnet50"
     IMAGES_PER_GPU = 8
-    STEPS_PER_EPOCH = 45
+    STEPS_PER_EPOCH = 50
     VALIDATION_STEPS = 2
     LEARNING_RATE = 0.005
+    MIXED_PRECISION = "auto"
+    LOSS_WEIGHTS = {"rpn_class_loss": 1.0, "rpn_bbox_loss": 1.0, "mrcnn_class_loss": 1.0,
+                    "mrcnn_bbox_loss": 1.0, "mrcnn_mask_loss": 3.0}
     TOP_DOWN_PYRAMID_SIZE = 128
     FPN_CLASSIF_FC_LAYERS_SIZE = 512
     MASK_POOL_SIZE = 7
@@ -58,6 +68,10 @@ class DemoConfig(ShapesConfig):
     DETECTION_MIN_CONFIDENCE = 0.5
     MINI_MASK_SHAPE = (28, 28)
     RANDOM_SEED = 0
+
+
+# 17 x 50 steps: about 8.5 minutes of training on 2 CPU cores with bfloat16.
+DEMO_EPOCHS = 17
 
 
 class DemoInferenceConfig(DemoConfig):
@@ -115,7 +129,7 @@ def main(argv=None) -> float:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
     config, infer_config, eval_config = make_configs(args)
-    epochs = args.epochs or (1 if args.quick else 8)
+    epochs = args.epochs or (1 if args.quick else DEMO_EPOCHS)
     size = config.IMAGE_SHAPE[0]
 
     train_set = ShapesDataset()
