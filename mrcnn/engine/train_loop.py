@@ -268,7 +268,8 @@ def compile_model(keras_model: keras.Model, learning_rate: float, momentum: floa
         # compile would not wrap the optimizer: do it here (dynamic scale; the gradients are
         # unscaled before the inner SGD clips and applies them).
         optimizer = keras.optimizers.LossScaleOptimizer(sgd)
-    # XLA was slower than plain tf.function on CPU here; keep it explicit (DESIGN.md).
+    # No XLA: it cannot compile the step on CPU (ROIAlign's CropAndResize has no XLA CPU
+    # kernel; bench/cpu_settings.py) and was slower where it could run (DESIGN.md).
     keras_model.compile(optimizer=optimizer, jit_compile=False)
     optimizer.build(keras_model.trainable_variables)
     if not optimizer_state_path:
