@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ctypes
 import gc
 import json
 import os
@@ -37,6 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from tiny_config import TinyConfig  # noqa: E402
 
 from mrcnn import model as modellib  # noqa: E402
+from mrcnn.engine.host_allocator import release_free_memory, rss_mib  # noqa: E402
 from mrcnn.fileio import atomic_write  # noqa: E402
 from samples.shapes.shapes import ShapesDataset  # noqa: E402
 
@@ -49,23 +49,6 @@ class MemoryConfig(TinyConfig):
 class DetectConfig(TinyConfig):
     IMAGES_PER_GPU = 1
     DETECTION_MIN_CONFIDENCE = 0.0
-
-
-def rss_mib() -> float:
-    """The resident set size of this process, MiB (Linux)."""
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise OSError("no VmRSS in /proc/self/status")
-
-
-def malloc_trim() -> bool:
-    """Return free C-heap pages to the OS (glibc); False where there is no glibc."""
-    try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
 
 
 def tf_registries() -> tuple[int, int]:
@@ -86,7 +69,7 @@ class Probe:
     def take(self, label: str, seconds: float) -> dict:
         gc.collect()
         rss = rss_mib()
-        malloc_trim()
+        release_free_memory()
         types = collections.Counter(type(o).__name__ for o in gc.get_objects())
         grown = sorted(((name, types[name] - self.types[name]) for name in types
                         if types[name] - self.types[name] > 0), key=lambda kv: -kv[1])[:5]

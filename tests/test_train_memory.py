@@ -11,21 +11,18 @@ from tiny_config import TinyConfig
 
 from mrcnn import model as modellib
 from mrcnn.engine.host_allocator import release_free_memory
+from mrcnn.engine.host_allocator import rss_mib as host_rss_mib
 from mrcnn.engine.train_loop import release_compiled_state, releasing_dataset_py_funcs
 from samples.shapes.shapes import ShapesDataset
 
 
 def rss_mib() -> float:
-    """The resident set size of this process, MiB (Linux), after glibc has handed its free
-    heap back to the OS: MaskRCNN tunes malloc to keep up to 256 MiB of freed blocks for
-    reuse (mrcnn.engine.host_allocator), which is not memory in use. Without the trim the
-    detect() loop below measured +25 MiB (RSS) with its Python objects exactly flat."""
+    """The RSS in MiB after glibc has handed its free heap back to the OS: MaskRCNN tunes
+    malloc to keep up to 256 MiB of freed blocks for reuse (mrcnn.engine.host_allocator),
+    which is not memory in use. Without the trim the detect() loop below measured +25 MiB
+    (RSS) with its Python objects exactly flat."""
     release_free_memory()
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise OSError("no VmRSS in /proc/self/status")
+    return host_rss_mib()
 
 
 class MemoryConfig(TinyConfig):

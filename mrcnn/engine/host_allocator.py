@@ -87,6 +87,18 @@ def release_free_memory() -> bool:
     return bool(libc.malloc_trim(0)) if libc is not None else False
 
 
+def rss_mib() -> float:
+    """The resident set size of this process in MiB (Linux `/proc/self/status`; -1 elsewhere)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return -1.0
+
+
 def minor_page_faults() -> int:
     """Minor page faults of this process so far (Linux `/proc/self/stat`; -1 elsewhere)."""
     try:
