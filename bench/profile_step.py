@@ -106,16 +106,22 @@ def profile(fn, steps: int) -> list[dict]:
 
 
 def summarize(rows: list[dict], top: int) -> dict:
-    """Self-time shares by part, by op type, and the top ops."""
+    """Self-time shares by part, by op type, the top ops, and how many distinct gradient
+    ops (names under gradient_tape/) each part has."""
     total = sum(r["self_us"] for r in rows) or 1.0
     by_part, by_type = collections.Counter(), collections.Counter()
+    backward_ops = collections.Counter()
     for r in rows:
-        by_part[part_of(r["operation"])] += r["self_us"]
+        part = part_of(r["operation"])
+        by_part[part] += r["self_us"]
         by_type[r["type"]] += r["self_us"]
+        if r["operation"].startswith("gradient_tape/"):
+            backward_ops[part] += 1
     ops = sorted(rows, key=lambda r: -r["self_us"])[:top]
     return {"total_self_ms": total / 1e3,
             "parts": {k: v / total for k, v in by_part.most_common()},
             "types": {k: v / total for k, v in by_type.most_common(top)},
+            "backward_ops": dict(backward_ops.most_common()),
             "top_ops": [{**r, "share": r["self_us"] / total, "part": part_of(r["operation"])}
                         for r in ops]}
 

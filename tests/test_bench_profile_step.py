@@ -47,6 +47,10 @@ def test_summary_shares_sum_to_one_and_rank_ops():
     assert summary["parts"] == pytest.approx({"backbone": 0.6, "mask": 0.3, "other": 0.1})
     assert summary["types"] == pytest.approx({"Conv2D": 0.9, "AddN": 0.1})
     assert [r["share"] for r in summary["top_ops"]] == pytest.approx([0.6, 0.3])
+    assert summary["backward_ops"] == {}
+    rows.append({"type": "Conv2DBackpropFilter", "self_us": 50.0,
+                 "operation": "gradient_tape/mask_rcnn_1/res2a_branch2a_1/Conv2DBackpropFilter"})
+    assert profile_step.summarize(rows, top=2)["backward_ops"] == {"backbone": 1}
 
 
 @pytest.mark.slow
@@ -59,5 +63,9 @@ def test_tiny_profile_runs_and_charges_most_time_to_named_parts(tmp_path):
         parts = result[graph]["parts"]
         assert sum(parts.values()) == pytest.approx(1.0)
         assert parts.get("other", 0.0) < 0.5, parts
-    # A heads step does not differentiate the frozen backbone; an all-layers step does.
-    assert result["all"]["parts"]["backbone"] > result["heads"]["parts"]["backbone"]
+    # A heads step does not differentiate the frozen backbone; an all-layers step does. (Time
+    # shares cannot show this: the heads step has fewer backward ops elsewhere too, so its
+    # backbone share of a smaller total can be the larger one.)
+    assert result["heads"]["backward_ops"].get("backbone", 0) == 0, result["heads"]["backward_ops"]
+    assert result["all"]["backward_ops"].get("backbone", 0) > 0, result["all"]["backward_ops"]
+    assert result["heads"]["backward_ops"].get("mask", 0) > 0, result["heads"]["backward_ops"]
