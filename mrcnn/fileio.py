@@ -18,6 +18,7 @@ import errno
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -103,9 +104,13 @@ def remove_stale_temp_files(folder: str | os.PathLike, max_age_s: float = STALE_
     return removed
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f}"
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, suffix: str | None = None,
-                 make_dirs: bool = False) -> Iterator[str]:
+                 make_dirs: bool = False, expected_bytes: int = 0) -> Iterator[str]:
     """Yield a temporary path in the target's folder; move it onto `path` on success.
 
     Leftover temp files of dead writers in the folder are removed first. The moved file has
@@ -116,9 +121,13 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None,
         suffix: the temporary file's extension (default: the target's), for writers that
             choose the format by extension.
         make_dirs: create the target's folder when missing (else FileNotFoundError).
+        expected_bytes: about how large the file will be; when the folder's file system has
+            less free space than that, nothing is written (some writers, HDF5 among them, can
+            crash the process when the disk fills under them).
 
     Raises:
         FileNotFoundError: the target's folder does not exist and `make_dirs` is False.
+        OSError: (errno ENOSPC) less than `expected_bytes` free in the target's folder.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -129,6 +138,13 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None,
     if suffix is None:
         suffix = os.path.splitext(path)[1]
     remove_stale_temp_files(folder)
+    if expected_bytes > 0:
+        free = shutil.disk_usage(folder).free
+        if free < expected_bytes:
+            raise OSError(errno.ENOSPC,
+                          f"Not enough free disk space to write {path}: it needs about "
+                          f"{_mib(expected_bytes)} MiB and {folder} has {_mib(free)} MiB free; "
+                          f"nothing was written (free some space, or write elsewhere)")
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}_", suffix=suffix,
                                dir=folder)
     os.close(fd)

@@ -1,5 +1,6 @@
 """Tests for mrcnn.checkpoint (HDF5 read/load/write) with authentic Keras-2 files from tf_keras."""
 
+import errno
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -14,6 +15,7 @@ import pytest
 import tf_keras
 from keras import ops
 
+from mrcnn import fileio
 from mrcnn.checkpoint import (
     LoadReport,
     h5_format,
@@ -526,3 +528,43 @@ def test_keras3_weights_file_is_rejected_with_hint(tmp_path):
 def test_bad_exclude_type(k2_file):
     with pytest.raises(TypeError, match="exclude entries"):
         load_weights_h5(build_k3(), k2_file, exclude=[3])
+
+
+def test_expected_size_bounds_the_written_file(tmp_path):
+    k3 = build_k3()
+    k3.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    k3.optimizer.build(k3.trainable_variables)
+    for optimizer in (None, k3.optimizer):
+        path = tmp_path / f"with_{type(optimizer).__name__}.h5"
+        save_weights_h5(k3, path, epoch=1, config={"NAME": "x"}, optimizer=optimizer)
+        expected = h5_format.expected_h5_bytes(k3, optimizer)
+        raw = sum(np.asarray(v.numpy()).nbytes for v in k3.weights)
+        if optimizer is not None:
+            raw += sum(np.asarray(v.numpy()).nbytes for v in optimizer.variables)
+        assert expected == raw + 2**20
+        assert os.path.getsize(path) <= expected
+
+
+def test_too_little_free_space_writes_nothing_and_says_so(tmp_path, monkeypatch, k2_file):
+    path = str(tmp_path / "w.h5")
+    shutil.copy(k2_file, path)
+    original = open(path, "rb").read()
+    model = build_k3()
+    needed = h5_format.expected_h5_bytes(model)
+    real = shutil.disk_usage(tmp_path)
+
+    def disk_with(free):
+        return lambda folder: type(real)(real.total, real.total - free, free)
+
+    monkeypatch.setattr(fileio.shutil, "disk_usage", disk_with(needed - 1))
+    with pytest.raises(OSError, match=r"Not enough free disk space to write .*w\.h5") as err:
+        save_weights_h5(model, path)
+    assert err.value.errno == errno.ENOSPC
+    assert "MiB free" in str(err.value)
+    assert open(path, "rb").read() == original
+    assert os.listdir(tmp_path) == ["w.h5"]
+
+    monkeypatch.setattr(fileio.shutil, "disk_usage", disk_with(needed))
+    save_weights_h5(model, path)
+    assert open(path, "rb").read() != original
+    assert os.listdir(tmp_path) == ["w.h5"]

@@ -227,6 +227,28 @@ def _write_optimizer(group: h5py.Group, optimizer: Any) -> None:
         group.create_dataset(str(k), data=np.asarray(variable.numpy()))
 
 
+# HDF5 object headers, attributes and the JSON extras, on top of the raw arrays.
+_H5_OVERHEAD_BYTES = 2**20
+
+
+def _variable_nbytes(variable: Any) -> int:
+    """Bytes of a variable's values, from its shape and dtype (no copy)."""
+    dtype = getattr(variable, "dtype", None)
+    try:
+        itemsize = np.dtype(getattr(dtype, "name", dtype)).itemsize
+    except TypeError:
+        itemsize = 4  # e.g. bfloat16 without ml_dtypes registered: an upper bound is enough
+    return int(np.prod(tuple(variable.shape), dtype=np.int64)) * itemsize
+
+
+def expected_h5_bytes(model: Any, optimizer: Any = None) -> int:
+    """About how large `save_weights_h5(model, ..., optimizer=optimizer)` makes the file."""
+    total = sum(_variable_nbytes(v) for e in model_entries(model) for v in e.variables)
+    if optimizer is not None:
+        total += sum(_variable_nbytes(v) for v in getattr(optimizer, "variables", []))
+    return total + _H5_OVERHEAD_BYTES
+
+
 def save_weights_h5(model: Any, filepath: str | os.PathLike, *, epoch: int | None = None,
                     config: dict | None = None, optimizer: Any = None,
                     metadata: dict | None = None) -> None:
@@ -248,13 +270,16 @@ def save_weights_h5(model: Any, filepath: str | os.PathLike, *, epoch: int | Non
     Raises:
         TypeError: `config` or `metadata` is not a dict.
         FileNotFoundError: The destination folder does not exist.
+        OSError: (errno ENOSPC) the destination's disk has less free space than the file
+            needs; nothing is written and an existing file at `filepath` is kept.
     """
     if config is not None and not isinstance(config, dict):
         raise TypeError(f"config must be a dict (e.g. Config.to_dict()), got {type(config)}")
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict, got {type(metadata)}")
     path = os.fspath(filepath)
-    with atomic_write(path, suffix=".h5") as tmp:
+    with atomic_write(path, suffix=".h5",
+                      expected_bytes=expected_h5_bytes(model, optimizer)) as tmp:
         with h5py.File(tmp, "w") as handle:
             n_weights = _write_layout(handle, model)
             if any(v is not None for v in (epoch, config, optimizer, metadata)):
