@@ -52,7 +52,6 @@ import importlib
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -65,6 +64,7 @@ import keras  # noqa: E402
 
 from mrcnn import model as modellib  # noqa: E402
 from mrcnn.data.generator import DataGenerator  # noqa: E402
+from mrcnn.engine.host_allocator import peak_rss_mib  # noqa: E402
 from mrcnn.engine.train_loop import default_workers  # noqa: E402
 from mrcnn.fileio import atomic_write  # noqa: E402
 from mrcnn.modeling import precision  # noqa: E402
@@ -167,19 +167,6 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
-
-
-def peak_rss_mb() -> float:
-    """The RSS high-water mark in MiB (VmHWM; else getrusage's peak of the process)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def cpu_model() -> str:
@@ -309,7 +296,7 @@ def bench_case(case: str, backbone: str, args, dataset, model_dir: str) -> dict:
                  else infer_config.DETECTION_MAX_INSTANCES)
     base, per_roi = sum(no_mask.values()), sum(one_mask.values()) - sum(no_mask.values())
     row["detect_gflops"] = (base + mask_rois * per_roi) / 1e9
-    row.update(build_s=build, trace_s=trace, peak_rss_mb=peak_rss_mb(),
+    row.update(build_s=build, trace_s=trace, peak_rss_mb=peak_rss_mib(),
                peak_rss_exact=exact_peak)
     inference = None
     keras.backend.clear_session()

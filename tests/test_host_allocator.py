@@ -83,6 +83,21 @@ def test_minor_page_faults_counts_up():
     block.close()
 
 
+def test_rss_and_its_peak_follow_written_memory():
+    if host_allocator.rss_mib() < 0:
+        pytest.skip("no /proc/self/status")
+    before = host_allocator.rss_mib()
+    # Write enough to lift the RSS 128 MiB above this process' earlier peak.
+    peak_before = host_allocator.peak_rss_mib()
+    block = mmap.mmap(-1, (int(peak_before - before) + 128) << 20)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
+    during = host_allocator.rss_mib()
+    assert during - before > 0.75 * len(block) / 2**20 - 1, (before, during)
+    block.close()  # the kernel updates the high-water mark lazily, at the latest on unmap
+    assert host_allocator.peak_rss_mib() - peak_before > 96, (peak_before, during)
+
+
 # Tune, free 80 MiB of written blocks (kept by the tuned malloc), then print the RSS before
 # and after release_free_memory(), in KiB. A fresh process: in a long one, earlier numpy
 # arrays leave parts of the heap advised for huge pages and the heap's state is unknown.

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
+import resource
+import sys
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ USER_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TO
 _applied: bool | None = None
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """The process' C library if it is glibc (it has gnu_get_libc_version), else None."""
     name = ctypes.util.find_library("c")
@@ -87,16 +91,30 @@ def release_free_memory() -> bool:
     return bool(libc.malloc_trim(0)) if libc is not None else False
 
 
-def rss_mib() -> float:
-    """The resident set size of this process in MiB (Linux `/proc/self/status`; -1 elsewhere)."""
+def _status_mib(field: str) -> float:
+    """A size field of Linux `/proc/self/status` (e.g. "VmRSS") in MiB; -1 where absent."""
     try:
         with open("/proc/self/status") as handle:
             for line in handle:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return -1.0
+
+
+def rss_mib() -> float:
+    """The resident set size of this process in MiB (Linux `/proc/self/status`; -1 elsewhere)."""
+    return _status_mib("VmRSS")
+
+
+def peak_rss_mib() -> float:
+    """The RSS high-water mark of this process in MiB (VmHWM; else getrusage's peak)."""
+    peak = _status_mib("VmHWM")
+    if peak >= 0:
+        return peak
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, else KiB
+    return maxrss / MIB if sys.platform == "darwin" else maxrss / 1024
 
 
 def minor_page_faults() -> int:
